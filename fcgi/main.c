@@ -1,0 +1,162 @@
+/*
+ * chat-fcgi: the master opens the FastCGI socket, forks FCGI_WORKERS workers,
+ * replaces any that die and, on SIGTERM, lets in-flight requests finish.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "worker.h"
+
+#define MAIN_MAX_WORKERS 256
+
+struct main_slot {
+    pid_t pid;
+    time_t started;
+};
+
+static struct main_slot main_slots[MAIN_MAX_WORKERS];
+
+static pid_t main_spawn(int listen_fd, int slot)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        worker_main(listen_fd);
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    main_slots[slot].pid = pid;
+    main_slots[slot].started = time(NULL);
+    return pid;
+}
+
+static int main_listen(const char *where)
+{
+    /* A path is a unix socket (libfcgi's rule: no ':'); a stale one from a crash is replaced. */
+    if (!strchr(where, ':'))
+        unlink(where);
+    int fd = FCGX_OpenSocket(where, 1024);
+    if (fd < 0)
+        return -1;
+    if (!strchr(where, ':'))
+        chmod(where, 0666); /* nginx workers may run as another user */
+    return fd;
+}
+
+static void main_reap(int listen_fd, int stopping)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < cfg.fcgi_workers; i++) {
+            if (main_slots[i].pid != pid)
+                continue;
+            main_slots[i].pid = 0;
+            if (stopping)
+                break;
+            if (WIFSIGNALED(status))
+                log_warn("worker %d killed by signal %d; replacing it", (int)pid, WTERMSIG(status));
+            else
+                log_warn("worker %d exited with status %d; replacing it", (int)pid,
+                         WEXITSTATUS(status));
+            /* A worker that dies at once (bad config, no memory) is not respawned in a tight loop. */
+            if (time(NULL) - main_slots[i].started < 1)
+                sleep(1);
+            main_spawn(listen_fd, i);
+            break;
+        }
+    }
+}
+
+static int main_alive(void)
+{
+    int n = 0;
+    for (int i = 0; i < cfg.fcgi_workers; i++)
+        n += main_slots[i].pid > 0;
+    return n;
+}
+
+static void main_shutdown(int listen_fd)
+{
+    for (int i = 0; i < cfg.fcgi_workers; i++)
+        if (main_slots[i].pid > 0)
+            kill(main_slots[i].pid, SIGTERM);
+    /* Workers blocked in accept() exit at once; busy ones answer first. 30 s, then KILL. */
+    for (int ms = 0; main_alive() && ms < 30000; ms += 10) {
+        main_reap(listen_fd, 1);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < cfg.fcgi_workers; i++)
+        if (main_slots[i].pid > 0)
+            kill(main_slots[i].pid, SIGKILL);
+    main_reap(listen_fd, 1);
+}
+
+static int main_config(int argc, char **argv)
+{
+    char err[512];
+    if (cfg_load(err, sizeof(err)) < 0) {
+        fprintf(stderr, "chat-fcgi: %s\n", err);
+        return 2;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--print-config")) {
+        cfg_print();
+        return 1;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: chat-fcgi [--print-config]\n");
+        return 2;
+    }
+    log_set_level(log_level_parse(cfg.log_level));
+    if (cfg.fcgi_workers > MAIN_MAX_WORKERS)
+        cfg.fcgi_workers = MAIN_MAX_WORKERS;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("chat-fcgi", LOG_INFO);
+    int rc = main_config(argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    FCGX_Init();
+    int listen_fd = main_listen(cfg.fcgi_socket);
+    if (listen_fd < 0) {
+        log_error("cannot listen on %s: %s", cfg.fcgi_socket, strerror(errno));
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    for (int i = 0; i < cfg.fcgi_workers; i++)
+        main_spawn(listen_fd, i);
+    log_info("ready: %d workers on %s", cfg.fcgi_workers, cfg.fcgi_socket);
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == SIGCHLD)
+            main_reap(listen_fd, 0);
+        else if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    log_info("shutting down");
+    main_shutdown(listen_fd);
+    close(listen_fd);
+    if (!strchr(cfg.fcgi_socket, ':'))
+        unlink(cfg.fcgi_socket);
+    cfg_free();
+    return 0;
+}

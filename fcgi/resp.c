@@ -1,0 +1,117 @@
+#include "resp.h"
+
+#include <fcgiapp.h>
+#include <string.h>
+#include <time.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "req.h"
+
+double resp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int resp_header(struct req *r, const char *key, const char *val)
+{
+    if (r->n_out_hdr == REQ_MAX_HEADERS)
+        return -1;
+    r->out_hdr[r->n_out_hdr].key = key;
+    r->out_hdr[r->n_out_hdr].val = val;
+    r->n_out_hdr++;
+    return 0;
+}
+
+static const char *resp_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 302: return "Found";
+    case 307: return "Temporary Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Request Entity Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+/* Security, timing and CORS headers every response carries (API.md "Conventions"). */
+static void resp_common_headers(struct req *r, FCGX_Stream *out)
+{
+    FCGX_PutS("X-Content-Type-Options: nosniff\r\n"
+              "X-Frame-Options: DENY\r\n"
+              "X-XSS-Protection: 1; mode=block\r\n"
+              "Referrer-Policy: strict-origin-when-cross-origin\r\n",
+              out);
+    if (!cfg.debug)
+        FCGX_PutS("Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n", out);
+    if (r->origin && cfg_origin_allowed(r->origin, strlen(r->origin)))
+        FCGX_FPrintF(out,
+                     "Access-Control-Allow-Origin: %s\r\n"
+                     "Access-Control-Allow-Credentials: true\r\n"
+                     "Access-Control-Expose-Headers: X-Process-Time\r\n"
+                     "Vary: Origin\r\n",
+                     r->origin);
+    FCGX_FPrintF(out, "X-Process-Time: %.6f\r\n", resp_now() - r->t_start);
+}
+
+int resp_raw(struct req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    FCGX_Stream *out = r->fcgi->out;
+    r->answered = 1;
+    r->status = status;
+    FCGX_FPrintF(out, "Status: %d %s\r\n", status, resp_reason(status));
+    if (ctype)
+        FCGX_FPrintF(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
+    for (int i = 0; i < r->n_out_hdr; i++)
+        FCGX_FPrintF(out, "%s: %s\r\n", r->out_hdr[i].key, r->out_hdr[i].val);
+    resp_common_headers(r, out);
+    FCGX_PutS("\r\n", out);
+    if (body && len && strcmp(r->method, "HEAD") != 0)
+        FCGX_PutStr(body, (int)len, out);
+    return 0;
+}
+
+int resp_json(struct req *r, int status, json_object *body)
+{
+    if (!body)
+        return resp_raw(r, status, NULL, NULL, 0);
+    size_t len;
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    return resp_raw(r, status, "application/json", s, len);
+}
+
+int resp_error(struct req *r, int status)
+{
+    json_object *o = json_object_new_object();
+    if (r->err_json)
+        json_object_object_add(o, "detail", json_object_get(r->err_json));
+    else
+        json_object_object_add(o, "detail",
+                               json_object_new_string(r->err_detail ? r->err_detail
+                                                                    : resp_reason(status)));
+    if (status >= 500)
+        log_error("%s %s -> %d %s", r->method, r->path, status,
+                  r->err_detail ? r->err_detail : "");
+    else
+        log_info("%s %s -> %d %s", r->method, r->path, status,
+                 r->err_detail ? r->err_detail : "");
+    if (status == 401 && !r->answered)
+        resp_header(r, "WWW-Authenticate", "Bearer");
+    resp_json(r, status, o);
+    json_object_put(o);
+    return 0;
+}

@@ -1,0 +1,217 @@
+#include "route.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "handlers.h"
+#include "jx.h"
+#include "log.h"
+#include "req.h"
+#include "resp.h"
+
+/* Literal paths before patterns that could shadow them (t/unit/route.c checks). */
+const struct route route_table[] = {
+    {"GET", "/", h_root, 0, 0},
+    {"GET", "/health", h_health, 0, 0},
+};
+const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
+
+static int route_is_uuid(const char *s, size_t n)
+{
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int route_type_ok(const char *type, size_t tl, const char *s, size_t n)
+{
+    if (tl == 4 && !memcmp(type, "uuid", 4))
+        return route_is_uuid(s, n);
+    if (tl == 3 && !memcmp(type, "int", 3)) {
+        if (n == 0 || n > 18)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (!isdigit((unsigned char)s[i]))
+                return 0;
+        return 1;
+    }
+    if (tl == 4 && !memcmp(type, "file", 4)) {
+        if (n == 0 || n > 100 || s[0] == '.')
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+                return 0;
+        return 1;
+    }
+    return n > 0;
+}
+
+int route_match(const char *pattern, const char *path, const char **params, int *nparams,
+                char *bad, size_t badlen, struct req *r)
+{
+    int typed_ok = 1;
+    *nparams = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p != *s && *p != '{')
+            return 0;
+        if (*p != '{') {
+            p++, s++;
+            continue;
+        }
+        const char *close = strchr(p, '}'), *colon = memchr(p, ':', (size_t)(close - p));
+        size_t sl = strcspn(s, "/");
+        if (sl == 0)
+            return 0;
+        if (colon && !route_type_ok(colon + 1, (size_t)(close - colon - 1), s, sl) && typed_ok) {
+            typed_ok = 0;
+            snprintf(bad, badlen, "%.*s", (int)((colon ? colon : close) - p - 1), p + 1);
+        }
+        if (*nparams < REQ_MAX_PARAMS && r)
+            params[(*nparams)++] = arena_strndup(r->a, s, sl);
+        p = close + 1;
+        s += sl;
+    }
+    if (*p || *s)
+        return 0;
+    return typed_ok ? 1 : -1;
+}
+
+static int route_method_is(const struct route *rt, const char *method)
+{
+    return !strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"));
+}
+
+/* CORS preflight as Starlette's CORSMiddleware answers it (API.md "CORS details"). */
+static int route_preflight(struct req *r)
+{
+    if (!cfg_origin_allowed(r->origin, strlen(r->origin)))
+        return req_err(r, 400, "Disallowed CORS origin");
+    const char *hdrs = req_param(r, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
+    resp_header(r, "Access-Control-Allow-Methods", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
+    resp_header(r, "Access-Control-Max-Age", "600");
+    if (hdrs && strlen(hdrs) < 1024 && !strpbrk(hdrs, "\r\n"))
+        resp_header(r, "Access-Control-Allow-Headers", hdrs);
+    resp_raw(r, 200, "text/plain; charset=utf-8", "OK", 2);
+    return 0;
+}
+
+/* A collection path with a trailing slash redirects to the path without it. */
+static int route_redirect_slash(struct req *r)
+{
+    size_t n = strlen(r->path);
+    if (n < 2 || r->path[n - 1] != '/')
+        return 0;
+    char *bare = arena_strndup(r->a, r->path, n - 1);
+    const char *params[REQ_MAX_PARAMS];
+    int np;
+    char bad[64];
+    for (size_t i = 0; bare && i < route_count; i++) {
+        if (route_match(route_table[i].pattern, bare, params, &np, bad, sizeof(bad), NULL) != 0) {
+            const char *loc = *r->query ? arena_printf(r->a, "%s?%s", bare, r->query) : bare;
+            if (!loc || strpbrk(loc, "\r\n"))
+                return 0;
+            resp_header(r, "Location", loc);
+            resp_raw(r, 307, NULL, NULL, 0);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const struct route *route_find(struct req *r, int *status)
+{
+    char allow[128] = "", bad[64] = "";
+    const struct route *shape = NULL;
+    for (size_t i = 0; i < route_count; i++) {
+        const struct route *rt = &route_table[i];
+        int m = route_match(rt->pattern, r->path, r->params, &r->nparams, bad, sizeof(bad), r);
+        if (m == 0)
+            continue;
+        if (!route_method_is(rt, r->method)) {
+            if (!strstr(allow, rt->method) && strlen(allow) + strlen(rt->method) + 3 < sizeof(allow))
+                strcat(strcat(allow, *allow ? ", " : ""), rt->method);
+            continue;
+        }
+        if (m == 1)
+            return rt;
+        shape = shape ? shape : rt;
+    }
+    if (shape) {
+        *status = req_invalid(r, "path", arena_strdup(r->a, bad), "Input should be a valid UUID",
+                              "uuid_parsing");
+    } else if (*allow) {
+        resp_header(r, "Allow", arena_strdup(r->a, allow));
+        *status = req_err(r, 405, "Method Not Allowed");
+    } else {
+        *status = route_redirect_slash(r) ? 0 : req_err(r, 404, "Not Found");
+    }
+    return NULL;
+}
+
+static int route_parse_json(struct req *r)
+{
+    const char *ct = req_param(r, "CONTENT_TYPE");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+        return req_invalid(r, "body", NULL, "Input should be a valid dictionary or object",
+                           "model_attributes_type");
+    json_tokener *tok = json_tokener_new_ex(32);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *o = r->body ? json_tokener_parse_ex(tok, r->body, (int)r->body_len) : NULL;
+    int complete = o && json_tokener_get_parse_end(tok) == r->body_len;
+    json_tokener_free(tok);
+    if (!complete) {
+        json_object_put(o);
+        return req_invalid(r, "body", NULL, "JSON decode error", "json_invalid");
+    }
+    r->json = o;
+    jx_keep(r->a, o);
+    if (!json_object_is_type(o, json_type_object))
+        return req_invalid(r, "body", NULL, "Input should be a valid dictionary or object",
+                           "model_attributes_type");
+    return 0;
+}
+
+static int route_run(struct req *r)
+{
+    if (r->origin && !strcmp(r->method, "OPTIONS") &&
+        req_param(r, "HTTP_ACCESS_CONTROL_REQUEST_METHOD"))
+        return route_preflight(r);
+    int status = 0;
+    const struct route *rt = route_find(r, &status);
+    if (!rt)
+        return status;
+    if (rt->flags & (R_JSON | R_FORM)) {
+        int rc = req_read_body(r, rt->body_max ? rt->body_max : (size_t)cfg.max_body_size);
+        if (rc)
+            return rc;
+    }
+    if (rt->flags & R_JSON) {
+        int rc = route_parse_json(r);
+        if (rc)
+            return rc;
+    }
+    return rt->handler(r);
+}
+
+void route_dispatch(struct req *r)
+{
+    int status = route_run(r);
+    if (status >= 400)
+        resp_error(r, status);
+    else if (!r->answered) {
+        log_error("%s %s: handler returned %d without answering", r->method, r->path, status);
+        resp_error(r, 500);
+    }
+}

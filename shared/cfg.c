@@ -1,0 +1,311 @@
+#include "cfg.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cfg cfg;
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_LONG, CFG_BOOL };
+enum cfg_flags { CFG_SECRET = 1 << 0 };
+
+struct cfg_key {
+    const char *name;
+    enum cfg_type type;
+    size_t off;
+    const char *def;
+    long min, max;
+    unsigned flags;
+};
+
+#define F(field) offsetof(struct cfg, field)
+#define S(name, field, def) {name, CFG_STR, F(field), def, 0, 0, 0}
+#define SECRET(name, field) {name, CFG_STR, F(field), "", 0, 0, CFG_SECRET}
+#define I(name, field, def, lo, hi) {name, CFG_INT, F(field), def, lo, hi, 0}
+#define L(name, field, def, lo, hi) {name, CFG_LONG, F(field), def, lo, hi, 0}
+#define B(name, field, def) {name, CFG_BOOL, F(field), def, 0, 1, 0}
+
+/* The one table of settings; .env.example and the README list the same keys (t/0010). */
+static const struct cfg_key cfg_table[] = {
+    S("DATABASE_URL", database_url, "postgresql://chatd@127.0.0.1:5432/chatd"),
+    S("REDIS_URL", redis_url, "redis://127.0.0.1:6379/0"),
+    SECRET("SECRET_KEY", secret_key),
+    SECRET("REFRESH_SECRET_KEY", refresh_secret_key),
+    I("ACCESS_TOKEN_EXPIRE_MINUTES", access_ttl_min, "15", 1, 10080),
+    I("REFRESH_TOKEN_EXPIRE_DAYS", refresh_ttl_days, "7", 1, 365),
+    S("CORS_ORIGINS_STR", cors_origins_str,
+      "http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000"),
+    S("ALLOWED_EXTENSIONS_STR", allowed_extensions_str,
+      "image/jpeg,image/png,image/gif,image/webp,video/mp4,video/webm"),
+    L("MAX_UPLOAD_SIZE", max_upload_size, "10485760", 1, 1L << 32),
+    L("MAX_BODY_SIZE", max_body_size, "1048576", 1024, 64L << 20),
+    S("UPLOAD_DIR", upload_dir, "./var/uploads"),
+    B("DEBUG", debug, "false"),
+    S("GOOGLE_CLIENT_ID", google_client_id, ""),
+    {"GOOGLE_CLIENT_SECRET", CFG_STR, F(google_client_secret), "", 0, 0, CFG_SECRET},
+    S("GOOGLE_REDIRECT_URI", google_redirect_uri, ""),
+    S("GOOGLE_AUTHORIZE_URL", google_authorize_url, "https://accounts.google.com/o/oauth2/v2/auth"),
+    S("GOOGLE_TOKEN_URL", google_token_url, "https://oauth2.googleapis.com/token"),
+    S("GOOGLE_USERINFO_URL", google_userinfo_url, "https://openidconnect.googleapis.com/v1/userinfo"),
+    S("OAUTH_SUCCESS_REDIRECT", oauth_success_redirect, "/"),
+    {"SMTP_URL", CFG_STR, F(smtp_url), "", 0, 0, CFG_SECRET},
+    S("MAIL_FROM", mail_from, "chatd@localhost"),
+    S("MAIL_OUTBOX_DIR", mail_outbox_dir, "./var/mail"),
+    S("PUBLIC_URL", public_url, "http://127.0.0.1:8000"),
+    I("HTTP_PORT", http_port, "8000", 1, 65535),
+    I("FCGI_WORKERS", fcgi_workers, "0", 0, 256),
+    S("FCGI_SOCKET", fcgi_socket, "./var/run/fcgi.sock"),
+    S("WSD_HOST", wsd_host, "127.0.0.1"),
+    I("WSD_PORT", wsd_port, "8001", 1, 65535),
+    I("RATE_LIMIT_LOGIN_PER_MINUTE", rate_login_per_minute, "10", 0, 1000000),
+    I("RATE_LIMIT_REGISTER_PER_HOUR", rate_register_per_hour, "20", 0, 1000000),
+    I("RATE_LIMIT_MESSAGES_PER_10S", rate_messages_per_10s, "30", 0, 1000000),
+    S("LOG_LEVEL", log_level, "info"),
+};
+
+/* Values shipped in .env.example and by the old version: never good outside DEBUG. */
+static const char *const cfg_example_secrets[] = {
+    "change-me-to-a-long-random-secret",
+    "change-me-to-another-long-random-secret",
+    "your-secret-key-here",
+    "your-refresh-secret-key-here",
+    "secret",
+};
+
+static char *cfg_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* KEY=VALUE lines, '#' comments, optional quotes; the environment wins. */
+static int cfg_read_env_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: cannot read", path), -1);
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = cfg_trim(line);
+        if (*s == '#' || *s == '\0')
+            continue;
+        if (strncmp(s, "export ", 7) == 0)
+            s = cfg_trim(s + 7);
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected KEY=VALUE", path, lineno);
+            fclose(f);
+            return -1;
+        }
+        *eq = '\0';
+        char *key = cfg_trim(s), *val = cfg_trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        setenv(key, val, 0);
+    }
+    fclose(f);
+    return 0;
+}
+
+int cfg_split_list(char *s, struct cfg_list *l)
+{
+    l->n = 0;
+    if (*s == '\0')
+        return 0;
+    for (char *p = s;;) {
+        char *c = strchr(p, ',');
+        if (c)
+            *c = '\0';
+        if (*p == '\0' || strpbrk(p, " \t[]\"'") || l->n == CFG_LIST_MAX)
+            return -1;
+        l->item[l->n++] = p;
+        if (!c)
+            return 0;
+        p = c + 1;
+    }
+}
+
+static int cfg_set(const struct cfg_key *k, const char *v, char *err, size_t errlen)
+{
+    char *field = (char *)&cfg + k->off;
+    char *end;
+    long n;
+    switch (k->type) {
+    case CFG_STR:
+        *(char **)field = strdup(v);
+        return 0;
+    case CFG_BOOL:
+        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+            *(int *)field = 1;
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !*v)
+            *(int *)field = 0;
+        else
+            break;
+        return 0;
+    case CFG_INT:
+    case CFG_LONG:
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || end == v || *end || n < k->min || n > k->max) {
+            snprintf(err, errlen, "%s: expected an integer in [%ld, %ld], got \"%s\"", k->name,
+                     k->min, k->max, v);
+            return -1;
+        }
+        if (k->type == CFG_INT)
+            *(int *)field = (int)n;
+        else
+            *(long *)field = n;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: expected true or false, got \"%s\"", k->name, v);
+    return -1;
+}
+
+static int cfg_check_secret(const char *name, const char *v, char *err, size_t errlen)
+{
+    if (cfg.debug)
+        return 0;
+    if (strlen(v) < 32) {
+        snprintf(err, errlen, "%s: must be set to at least 32 random characters when DEBUG is false",
+                 name);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(cfg_example_secrets) / sizeof(*cfg_example_secrets); i++)
+        if (!strcmp(v, cfg_example_secrets[i])) {
+            snprintf(err, errlen, "%s: still the example value; set a random secret "
+                     "(e.g. openssl rand -hex 32) or DEBUG=true", name);
+            return -1;
+        }
+    return 0;
+}
+
+/* The old version's URLs name the asyncpg driver; libpq wants plain postgresql://. */
+static void cfg_fix_database_url(void)
+{
+    static const char prefix[] = "postgresql+asyncpg://";
+    if (strncmp(cfg.database_url, prefix, sizeof(prefix) - 1) == 0) {
+        char *u = NULL;
+        if (asprintf(&u, "postgresql://%s", cfg.database_url + sizeof(prefix) - 1) < 0)
+            return;
+        free(cfg.database_url);
+        cfg.database_url = u;
+    }
+}
+
+static int cfg_split(const char *name, const char *s, struct cfg_list *l, char *err, size_t errlen)
+{
+    char *copy = strdup(s);
+    if (!copy || cfg_split_list(copy, l) < 0) {
+        free(copy);
+        l->n = 0;
+        l->buf = NULL;
+        snprintf(err, errlen, "%s: expected a comma-separated list without spaces or brackets", name);
+        return -1;
+    }
+    l->buf = copy;
+    return 0;
+}
+
+int cfg_load(char *err, size_t errlen)
+{
+    const char *file = getenv("ENV_FILE");
+    if (cfg_read_env_file(file && *file ? file : ".env", err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(cfg_table) / sizeof(*cfg_table); i++) {
+        const char *v = getenv(cfg_table[i].name);
+        if (cfg_set(&cfg_table[i], v ? v : cfg_table[i].def, err, errlen) < 0)
+            return -1;
+    }
+    cfg_fix_database_url();
+    if (!cfg.debug && !*cfg.secret_key && !*cfg.refresh_secret_key) {
+        snprintf(err, errlen, "SECRET_KEY, REFRESH_SECRET_KEY: not set (DEBUG is false)");
+        return -1;
+    }
+    if (cfg.debug && !*cfg.secret_key) {
+        free(cfg.secret_key);
+        cfg.secret_key = strdup(cfg_example_secrets[0]);
+    }
+    if (cfg.debug && !*cfg.refresh_secret_key) {
+        free(cfg.refresh_secret_key);
+        cfg.refresh_secret_key = strdup(cfg_example_secrets[1]);
+    }
+    if (cfg_check_secret("SECRET_KEY", cfg.secret_key, err, errlen) < 0 ||
+        cfg_check_secret("REFRESH_SECRET_KEY", cfg.refresh_secret_key, err, errlen) < 0)
+        return -1;
+    if (!strcmp(cfg.secret_key, cfg.refresh_secret_key) && !cfg.debug) {
+        snprintf(err, errlen, "REFRESH_SECRET_KEY: must differ from SECRET_KEY");
+        return -1;
+    }
+    if (cfg_split("CORS_ORIGINS_STR", cfg.cors_origins_str, &cfg.cors_origins, err, errlen) < 0 ||
+        cfg_split("ALLOWED_EXTENSIONS_STR", cfg.allowed_extensions_str, &cfg.allowed_types, err,
+                  errlen) < 0)
+        return -1;
+    if (log_level_parse(cfg.log_level) < 0) {
+        snprintf(err, errlen, "LOG_LEVEL: expected error, warn, info or debug");
+        return -1;
+    }
+    if (cfg.fcgi_workers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.fcgi_workers = cores > 0 ? (int)(2 * cores) : 2;
+    }
+    return 0;
+}
+
+void cfg_print(void)
+{
+    for (size_t i = 0; i < sizeof(cfg_table) / sizeof(*cfg_table); i++) {
+        const struct cfg_key *k = &cfg_table[i];
+        const char *field = (const char *)&cfg + k->off;
+        switch (k->type) {
+        case CFG_STR: {
+            const char *v = *(char *const *)field;
+            printf("%s=%s\n", k->name, (k->flags & CFG_SECRET) && *v ? "********" : v);
+            break;
+        }
+        case CFG_INT:
+            printf("%s=%d\n", k->name, *(const int *)field);
+            break;
+        case CFG_LONG:
+            printf("%s=%ld\n", k->name, *(const long *)field);
+            break;
+        case CFG_BOOL:
+            printf("%s=%s\n", k->name, *(const int *)field ? "true" : "false");
+            break;
+        }
+    }
+}
+
+int cfg_origin_allowed(const char *origin, size_t len)
+{
+    for (int i = 0; i < cfg.cors_origins.n; i++)
+        if (strlen(cfg.cors_origins.item[i]) == len && !memcmp(cfg.cors_origins.item[i], origin, len))
+            return 1;
+    return 0;
+}
+
+void cfg_free(void)
+{
+    free(cfg.cors_origins.buf);
+    free(cfg.allowed_types.buf);
+    cfg.cors_origins.buf = cfg.allowed_types.buf = NULL;
+    for (size_t i = 0; i < sizeof(cfg_table) / sizeof(*cfg_table); i++)
+        if (cfg_table[i].type == CFG_STR) {
+            char **p = (char **)((char *)&cfg + cfg_table[i].off);
+            free(*p);
+            *p = NULL;
+        }
+}

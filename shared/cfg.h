@@ -1,0 +1,78 @@
+#ifndef CHATD_CFG_H
+#define CHATD_CFG_H
+
+#include <stddef.h>
+
+#define CFG_LIST_MAX 32
+
+/* A comma-separated setting, split once at start-up. */
+struct cfg_list {
+    int n;
+    char *buf; /* owns the items */
+    char *item[CFG_LIST_MAX];
+};
+
+/*
+ * Every setting of both programs (README "Configuration"). Filled once by
+ * cfg_load() and read-only afterwards; strings are never NULL ("" when unset).
+ */
+struct cfg {
+    char *database_url;
+    char *redis_url;
+    char *secret_key;
+    char *refresh_secret_key;
+    int access_ttl_min;
+    int refresh_ttl_days;
+    char *cors_origins_str;
+    struct cfg_list cors_origins;
+    char *allowed_extensions_str;
+    struct cfg_list allowed_types;
+    long max_upload_size;
+    long max_body_size;
+    char *upload_dir;
+    int debug;
+    char *google_client_id;
+    char *google_client_secret;
+    char *google_redirect_uri;
+    char *google_authorize_url;
+    char *google_token_url;
+    char *google_userinfo_url;
+    char *oauth_success_redirect;
+    char *smtp_url;
+    char *mail_from;
+    char *mail_outbox_dir;
+    char *public_url;
+    int http_port;
+    int fcgi_workers;
+    char *fcgi_socket;
+    char *wsd_host;
+    int wsd_port;
+    int rate_login_per_minute;
+    int rate_register_per_hour;
+    int rate_messages_per_10s;
+    char *log_level;
+};
+
+extern struct cfg cfg;
+
+/*
+ * Reads .env (ENV_FILE, else ./.env; the environment wins), then every key
+ * of the table, checks types and bounds and, unless DEBUG is true, refuses
+ * example or missing secrets. Returns 0, or -1 with a message naming the key
+ * in err.
+ */
+int cfg_load(char *err, size_t errlen);
+
+/* Writes "KEY=value" for every key to stdout, secrets masked. */
+void cfg_print(void);
+
+/* 1 when origin is one of CORS_ORIGINS_STR. */
+int cfg_origin_allowed(const char *origin, size_t len);
+
+/* Splits s at commas into l (no spaces or brackets allowed); -1 when malformed. */
+int cfg_split_list(char *s, struct cfg_list *l);
+
+/* Releases the strings cfg_load() allocated (for leak checkers). */
+void cfg_free(void);
+
+#endif

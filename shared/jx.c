@@ -1,0 +1,25 @@
+#include "jx.h"
+
+#include "arena.h"
+
+void jx_put(void *o)
+{
+    json_object_put(o);
+}
+
+json_object *jx_keep(struct arena *a, json_object *o)
+{
+    if (o)
+        arena_defer(a, jx_put, o);
+    return o;
+}
+
+json_object *jx_obj(struct arena *a)
+{
+    return jx_keep(a, json_object_new_object());
+}
+
+json_object *jx_arr(struct arena *a)
+{
+    return jx_keep(a, json_object_new_array());
+}

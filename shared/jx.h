@@ -1,0 +1,16 @@
+#ifndef CHATD_JX_H
+#define CHATD_JX_H
+
+#include <json-c/json.h>
+
+struct arena;
+
+/* json_object_put() with the signature arena_defer() wants. */
+void jx_put(void *o);
+/* Hands o to the arena: released at the next reset. Returns o. */
+json_object *jx_keep(struct arena *a, json_object *o);
+/* A new object / array released with the arena. */
+json_object *jx_obj(struct arena *a);
+json_object *jx_arr(struct arena *a);
+
+#endif
