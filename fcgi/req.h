@@ -7,6 +7,7 @@
 #include "arena.h"
 
 struct FCGX_Request;
+struct auth_user;
 
 #define REQ_MAX_PARAMS 4
 #define REQ_MAX_HEADERS 16
@@ -36,7 +37,7 @@ struct req {
     const char *params[REQ_MAX_PARAMS]; /* typed path parameters, in order */
     int nparams;
 
-    const char *user_id;    /* set by authentication */
+    struct auth_user *user; /* set by authentication (R_AUTH routes) */
 
     /* response state */
     int answered;

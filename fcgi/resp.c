@@ -1,6 +1,8 @@
 #include "resp.h"
 
 #include <fcgiapp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +50,19 @@ static const char *resp_reason(int status)
     }
 }
 
+/* libfcgi's own printf knows no %zu and silently eats what follows: format with libc. */
+static void resp_printf(FCGX_Stream *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void resp_printf(FCGX_Stream *out, const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        FCGX_PutStr(line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1, out);
+}
+
 /* Security, timing and CORS headers every response carries (API.md "Conventions"). */
 static void resp_common_headers(struct req *r, FCGX_Stream *out)
 {
@@ -59,13 +74,13 @@ static void resp_common_headers(struct req *r, FCGX_Stream *out)
     if (!cfg.debug)
         FCGX_PutS("Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n", out);
     if (r->origin && cfg_origin_allowed(r->origin, strlen(r->origin)))
-        FCGX_FPrintF(out,
+        resp_printf(out,
                      "Access-Control-Allow-Origin: %s\r\n"
                      "Access-Control-Allow-Credentials: true\r\n"
                      "Access-Control-Expose-Headers: X-Process-Time\r\n"
                      "Vary: Origin\r\n",
                      r->origin);
-    FCGX_FPrintF(out, "X-Process-Time: %.6f\r\n", resp_now() - r->t_start);
+    resp_printf(out, "X-Process-Time: %.6f\r\n", resp_now() - r->t_start);
 }
 
 int resp_raw(struct req *r, int status, const char *ctype, const char *body, size_t len)
@@ -73,11 +88,16 @@ int resp_raw(struct req *r, int status, const char *ctype, const char *body, siz
     FCGX_Stream *out = r->fcgi->out;
     r->answered = 1;
     r->status = status;
-    FCGX_FPrintF(out, "Status: %d %s\r\n", status, resp_reason(status));
+    resp_printf(out, "Status: %d %s\r\n", status, resp_reason(status));
     if (ctype)
-        FCGX_FPrintF(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
+        resp_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
     for (int i = 0; i < r->n_out_hdr; i++)
-        FCGX_FPrintF(out, "%s: %s\r\n", r->out_hdr[i].key, r->out_hdr[i].val);
+    {
+        FCGX_PutS(r->out_hdr[i].key, out);
+        FCGX_PutS(": ", out);
+        FCGX_PutS(r->out_hdr[i].val, out);
+        FCGX_PutS("\r\n", out);
+    }
     resp_common_headers(r, out);
     FCGX_PutS("\r\n", out);
     if (body && len && strcmp(r->method, "HEAD") != 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "cfg.h"
 #include "handlers.h"
 #include "jx.h"
@@ -16,6 +17,10 @@
 const struct route route_table[] = {
     {"GET", "/", h_root, 0, 0},
     {"GET", "/health", h_health, 0, 0},
+    {"POST", "/api/v1/auth/register", h_auth_register, R_JSON, 0},
+    {"POST", "/api/v1/auth/login", h_auth_login, R_JSON, 0},
+    {"POST", "/api/v1/auth/refresh", h_auth_refresh, R_JSON_OPT, 0},
+    {"POST", "/api/v1/auth/logout", h_auth_logout, R_JSON_OPT, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 
@@ -192,13 +197,18 @@ static int route_run(struct req *r)
     const struct route *rt = route_find(r, &status);
     if (!rt)
         return status;
-    if (rt->flags & (R_JSON | R_FORM)) {
+    if (rt->flags & (R_JSON | R_JSON_OPT | R_FORM)) {
         int rc = req_read_body(r, rt->body_max ? rt->body_max : (size_t)cfg.max_body_size);
         if (rc)
             return rc;
     }
-    if (rt->flags & R_JSON) {
+    if ((rt->flags & R_JSON) || ((rt->flags & R_JSON_OPT) && r->body_len)) {
         int rc = route_parse_json(r);
+        if (rc)
+            return rc;
+    }
+    if (rt->flags & R_AUTH) {
+        int rc = auth_require(r);
         if (rc)
             return rc;
     }

@@ -9,6 +9,7 @@ enum route_flags {
     R_JSON = 1 << 0,   /* body is a JSON object: parsed before the handler, 422 when malformed */
     R_FORM = 1 << 1,   /* body is application/x-www-form-urlencoded */
     R_AUTH = 1 << 2,   /* needs an access token (Bearer, then cookie) */
+    R_JSON_OPT = 1 << 3, /* a JSON object body is optional: parsed when present */
 };
 
 /*

@@ -11,6 +11,12 @@ static PGconn *db_pg;
 static char *db_url;
 static unsigned db_gen;       /* bumped on every new connection: forgets prepared statements */
 static unsigned db_next_id;
+static char db_constraint[64];
+
+const char *db_last_constraint(void)
+{
+    return db_constraint;
+}
 
 int db_open(const char *url)
 {
@@ -110,6 +116,8 @@ PGresult *db_run(struct arena *a, struct db_stmt *st, const char *const *params,
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         *err = db_errclass(r);
+        const char *cn = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+        snprintf(db_constraint, sizeof(db_constraint), "%s", cn ? cn : "");
         if (*err == DB_ERROR)
             log_error("db: s%u: %s", st->id, PQresultErrorMessage(r));
         PQclear(r);

@@ -44,5 +44,7 @@ PGresult *db_run(struct arena *a, struct db_stmt *st, const char *const *params,
 int db_exec_simple(const char *sql);
 
 enum db_err db_errclass(const PGresult *res);
+/* The constraint named by the last failed db_run ("" when none): tells which unique key clashed. */
+const char *db_last_constraint(void);
 
 #endif

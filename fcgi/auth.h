@@ -1,0 +1,51 @@
+#ifndef CHATD_AUTH_H
+#define CHATD_AUTH_H
+
+struct req;
+struct json_object;
+
+/* The caller of an authenticated request, loaded once per request. */
+struct auth_user {
+    const char *id;
+    const char *email;
+    const char *username;
+    int is_superuser;
+    int is_verified;
+};
+
+/*
+ * Authenticates r: a valid Bearer header, else the access_token cookie.
+ * Returns 0 with r->user set, or 401/403 with the detail of API.md.
+ */
+int auth_require(struct req *r);
+
+/*
+ * Starts a login session for user_id (auth_sessions row), and adds
+ * access_token, refresh_token, token_type to out. With cookies, also sets
+ * both cookies. Returns 0 or an HTTP status.
+ */
+int auth_login(struct req *r, const char *user_id, const char *email, const char *username,
+               struct json_object *out, int cookies);
+/* An access token alone (the /auth/jwt/login form route); NULL on failure. */
+char *auth_access_token(struct req *r, const char *user_id, const char *email,
+                        const char *username);
+void auth_set_cookies(struct req *r, const char *access, const char *refresh);
+void auth_clear_cookies(struct req *r);
+
+/*
+ * Fixed-window limit in Redis shared by all workers: 0 while under limit
+ * per window_s, else 429 with Retry-After. limit 0 disables; an unreachable
+ * Redis lets the request through.
+ */
+int auth_rate_limit(struct req *r, const char *key, int limit, int window_s);
+
+/*
+ * Finds a user by username or email and checks the password; an unknown user
+ * costs one Argon2 verification too. Returns the row (id, email, username,
+ * hashed_password, is_active, chatd_user_auth json), or NULL with *status =
+ * 401 (bad credentials) or another recorded error status.
+ */
+struct pg_result *auth_check_password(struct req *r, const char *login, const char *password,
+                                      int *status);
+
+#endif

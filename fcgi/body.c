@@ -1,0 +1,126 @@
+#include "body.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <string.h>
+
+#include "req.h"
+
+size_t body_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+int body_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
+
+/* local@domain.tld, printable ASCII, no spaces; what pydantic's EmailStr rejects outright. */
+int body_is_email(const char *s)
+{
+    const char *at = strchr(s, '@');
+    if (!at || at == s || strchr(at + 1, '@') || strlen(s) > 320 || at - s > 64)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 127 || strchr("()<>,;:\\\"[]", *p))
+            return 0;
+    const char *dot = strrchr(at + 1, '.');
+    return dot && dot > at + 1 && dot[1] != '\0' && !strstr(at, "..") && s[0] != '.' &&
+           at[-1] != '.';
+}
+
+int body_is_username(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > 50)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+            return 0;
+    return 1;
+}
+
+int body_has(struct req *r, const char *field)
+{
+    json_object *v;
+    return r->json && json_object_object_get_ex(r->json, field, &v);
+}
+
+/* The value of field: 0 with *v (NULL when absent or null), or a 422 for a missing required one. */
+static int body_get(struct req *r, const char *field, unsigned flags, json_object **v)
+{
+    *v = NULL;
+    int has = r->json && json_object_object_get_ex(r->json, field, v);
+    if (!has && (flags & BODY_REQUIRED))
+        return req_invalid(r, "body", field, "Field required", "missing");
+    if (has && !*v && !(flags & BODY_NULLABLE) && (flags & BODY_REQUIRED))
+        return req_invalid(r, "body", field, "Input should be a valid string", "string_type");
+    return 0;
+}
+
+int body_str(struct req *r, const char *field, size_t min, size_t max, unsigned flags,
+             const char **out)
+{
+    json_object *v;
+    *out = NULL;
+    int rc = body_get(r, field, flags, &v);
+    if (rc || !v)
+        return rc;
+    if (!json_object_is_type(v, json_type_string))
+        return req_invalid(r, "body", field, "Input should be a valid string", "string_type");
+    const char *s = json_object_get_string(v);
+    if ((size_t)json_object_get_string_len(v) != strlen(s))
+        return req_invalid(r, "body", field, "String should not contain NUL", "string_type");
+    size_t n = body_utf8_len(s);
+    if (n < min)
+        return req_invalid(r, "body", field,
+                           arena_printf(r->a, "String should have at least %zu character%s", min,
+                                        min == 1 ? "" : "s"),
+                           "string_too_short");
+    if (n > max)
+        return req_invalid(r, "body", field,
+                           arena_printf(r->a, "String should have at most %zu characters", max),
+                           "string_too_long");
+    *out = s;
+    return 0;
+}
+
+int body_bool(struct req *r, const char *field, unsigned flags, int *out, int *present)
+{
+    json_object *v;
+    *present = 0;
+    int rc = body_get(r, field, flags, &v);
+    if (rc || !v)
+        return rc;
+    if (!json_object_is_type(v, json_type_boolean))
+        return req_invalid(r, "body", field, "Input should be a valid boolean", "bool_type");
+    *out = json_object_get_boolean(v);
+    *present = 1;
+    return 0;
+}
+
+int body_uuid(struct req *r, const char *field, unsigned flags, const char **out)
+{
+    int rc = body_str(r, field, 0, 64, flags, out);
+    if (rc || !*out)
+        return rc;
+    if (!body_is_uuid(*out))
+        return req_invalid(r, "body", field, "Input should be a valid UUID", "uuid_parsing");
+    char *low = arena_strdup(r->a, *out);
+    for (char *p = low; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *out = low;
+    return 0;
+}
