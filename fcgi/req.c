@@ -1,9 +1,12 @@
 #include "req.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <fcgiapp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
 #include "jx.h"
 #include "resp.h"
 
@@ -96,6 +99,44 @@ const char *req_query(struct req *r, const char *name)
             p++;
     }
     return NULL;
+}
+
+int req_query_long(struct req *r, const char *name, long min, long max, long def, long *out)
+{
+    const char *v = req_query(r, name);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno)
+        return req_invalid(r, "query", name, "Input should be a valid integer", "int_parsing");
+    if (n < min)
+        return req_invalid(r, "query", name,
+                           arena_printf(r->a, "Input should be greater than or equal to %ld", min),
+                           "greater_than_equal");
+    if (n > max)
+        return req_invalid(r, "query", name,
+                           arena_printf(r->a, "Input should be less than or equal to %ld", max),
+                           "less_than_equal");
+    *out = n;
+    return 0;
+}
+
+int req_query_uuid(struct req *r, const char *name, const char **out)
+{
+    const char *v = req_query(r, name);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!body_is_uuid(v))
+        return req_invalid(r, "query", name, "Input should be a valid UUID", "uuid_parsing");
+    char *low = arena_strdup(r->a, v);
+    for (char *p = low; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *out = low;
+    return 0;
 }
 
 const char *req_cookie(struct req *r, const char *name)

@@ -54,6 +54,13 @@ int req_init(struct req *r, struct arena *a, struct FCGX_Request *f);
 const char *req_param(struct req *r, const char *cgi_name);
 /* A decoded query parameter; NULL when absent. First occurrence wins. */
 const char *req_query(struct req *r, const char *name);
+/*
+ * An integer query parameter in [min, max]; def when absent. Returns 0, or
+ * 422 (loc ["query", name]) when malformed or out of range.
+ */
+int req_query_long(struct req *r, const char *name, long min, long max, long def, long *out);
+/* A UUID query parameter, lower-cased; *out NULL when absent. Returns 0 or 422. */
+int req_query_uuid(struct req *r, const char *name, const char **out);
 /* A cookie's value; NULL when absent. */
 const char *req_cookie(struct req *r, const char *name);
 /*

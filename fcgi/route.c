@@ -21,6 +21,13 @@ const struct route route_table[] = {
     {"POST", "/api/v1/auth/login", h_auth_login, R_JSON, 0},
     {"POST", "/api/v1/auth/refresh", h_auth_refresh, R_JSON_OPT, 0},
     {"POST", "/api/v1/auth/logout", h_auth_logout, R_JSON_OPT, 0},
+    {"POST", "/api/v1/messages", h_msg_send, R_AUTH | R_JSON, 64 * 1024},
+    {"GET", "/api/v1/messages", h_msg_list, R_AUTH, 0},
+    {"PATCH", "/api/v1/messages/{message_id:uuid}/read", h_msg_read, R_AUTH, 0},
+    {"PATCH", "/api/v1/messages/{message_id:uuid}", h_msg_edit, R_AUTH | R_JSON, 64 * 1024},
+    {"DELETE", "/api/v1/messages/{message_id:uuid}", h_msg_delete, R_AUTH, 0},
+    {"GET", "/api/v1/contacts/chats", h_msg_chats, R_AUTH, 0},
+    {"GET", "/api/v1/conversations", h_msg_conversations, R_AUTH, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 

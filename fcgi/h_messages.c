@@ -1,0 +1,308 @@
+/* /api/v1/messages, /api/v1/contacts/chats, /api/v1/conversations (API.md "Messages"). */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "body.h"
+#include "cfg.h"
+#include "db.h"
+#include "handlers.h"
+#include "log.h"
+#include "rds.h"
+#include "req.h"
+#include "resp.h"
+
+#define MSG_CONTENT_MAX 5000
+
+static struct db_stmt q_send = DB_STMT(
+    "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
+
+/* One page, newest first; `after` pages forward from the oldest side so no message is skipped. */
+#define MSG_PAGE(where)                                                                        \
+    "SELECT coalesce(json_agg(chatd_message_read(m, s, $1) ORDER BY m.seq DESC), '[]') FROM ("   \
+    "  SELECT * FROM messages m WHERE " where                                                  \
+    "  AND ($3::bigint IS NULL OR m.seq < $3) AND ($4::bigint IS NULL OR m.seq > $4)"          \
+    "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                        \
+    "  LIMIT $5 OFFSET $6) m JOIN users s ON s.id = m.sender_id"
+
+static struct db_stmt q_list_private = DB_STMT(MSG_PAGE(
+    "m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
+    " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"), 6);
+static struct db_stmt q_list_group = DB_STMT(MSG_PAGE(
+    "m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
+    " WHERE gm.group_id = $2 AND gm.user_id = $1)"), 6);
+static struct db_stmt q_list_mine = DB_STMT(MSG_PAGE(
+    "(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
+static struct db_stmt q_is_member = DB_STMT(
+    "SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
+
+/* Marks read: private → the receiver's flag; group → a message_reads row for a non-sender member. */
+static struct db_stmt q_read = DB_STMT(
+    "WITH m AS (SELECT id, sender_id, receiver_id, group_id FROM messages WHERE id = $1"
+    "           AND deleted_at IS NULL), "
+    "ok AS (SELECT m.* FROM m WHERE (m.receiver_id = $2) OR (m.group_id IS NOT NULL AND"
+    "       m.sender_id <> $2 AND EXISTS (SELECT 1 FROM group_members gm"
+    "       WHERE gm.group_id = m.group_id AND gm.user_id = $2))), "
+    "p AS (UPDATE messages x SET is_read = true FROM ok"
+    "      WHERE x.id = ok.id AND ok.group_id IS NULL AND NOT x.is_read RETURNING x.id), "
+    "g AS (INSERT INTO message_reads (message_id, user_id) SELECT ok.id, $2 FROM ok"
+    "      WHERE ok.group_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING read_at) "
+    "SELECT ok.sender_id, chatd_ts(coalesce((SELECT read_at FROM g), now())) FROM ok", 2);
+static struct db_stmt q_edit = DB_STMT(
+    "WITH u AS (UPDATE messages SET content = $3, edited_at = now() WHERE id = $1"
+    "           AND sender_id = $2 AND deleted_at IS NULL RETURNING *) "
+    "SELECT chatd_message_read(u, s, $2), u.receiver_id, u.group_id, chatd_message_read(u, s, NULL) "
+    "FROM u JOIN users s ON s.id = u.sender_id", 3);
+static struct db_stmt q_delete = DB_STMT(
+    "UPDATE messages SET content = '', media_url = NULL, media_type = NULL, deleted_at = now()"
+    " WHERE id = $1 AND sender_id = $2 AND deleted_at IS NULL"
+    " RETURNING seq, receiver_id, group_id", 2);
+
+/*
+ * Publishes frame to the channels of a conversation; the database stays the
+ * truth (clients recover with sync). New group messages also go to the old
+ * version's chat:messages:<group_id> for outside subscribers.
+ */
+static void msg_publish(struct req *r, const char *receiver, const char *group, const char *frame,
+                        int legacy)
+{
+    size_t len = strlen(frame);
+    const char *chans[3];
+    int n = 0;
+    if (group && *group) {
+        chans[n++] = arena_printf(r->a, "chatd:group:%s", group);
+        if (legacy)
+            chans[n++] = arena_printf(r->a, "chat:messages:%s", group);
+    } else {
+        chans[n++] = arena_printf(r->a, "chatd:user:%s", receiver);
+        chans[n++] = arena_printf(r->a, "chatd:user:%s", r->user->id);
+    }
+    for (int i = 0; i < n; i++)
+        if (chans[i] && rds_publish(chans[i], frame, len) < 0)
+            log_warn("publish to %s failed; clients recover with sync", chans[i]);
+}
+
+/* {"type":"<type>", ...json object fields} without re-serialising the object. */
+static const char *msg_frame(struct req *r, const char *type, const char *json)
+{
+    return arena_printf(r->a, "{\"type\":\"%s\",%s", type, json + 1);
+}
+
+static int msg_parse_send(struct req *r, const char **params)
+{
+    const char *content, *receiver, *group, *media_url, *media_type;
+    int rc = body_str(r, "content", 1, MSG_CONTENT_MAX, BODY_REQUIRED, &content);
+    if (!rc)
+        rc = body_uuid(r, "receiver_id", BODY_NULLABLE, &receiver);
+    if (!rc)
+        rc = body_uuid(r, "group_id", BODY_NULLABLE, &group);
+    if (!rc)
+        rc = body_str(r, "media_url", 1, 500, BODY_NULLABLE, &media_url);
+    if (!rc)
+        rc = body_str(r, "media_type", 1, 20, BODY_NULLABLE, &media_type);
+    if (rc)
+        return rc;
+    if (receiver && group)
+        return req_invalid(r, "body", NULL, "Provide receiver_id or group_id, not both",
+                           "value_error");
+    if (!receiver && !group)
+        return req_err(r, 400, "Either receiver_id or group_id must be provided");
+    if (media_type && strcmp(media_type, "image") && strcmp(media_type, "video"))
+        return req_invalid(r, "body", "media_type", "Input should be 'image' or 'video'",
+                           "enum");
+    params[0] = r->user->id;
+    params[1] = receiver;
+    params[2] = group;
+    params[3] = content;
+    params[4] = media_url;
+    params[5] = media_type;
+    return 0;
+}
+
+int h_msg_send(struct req *r)
+{
+    const char *params[6];
+    const char *key = arena_printf(r->a, "rl:msg:%s", r->user->id);
+    int rc = auth_rate_limit(r, key, cfg.rate_messages_per_10s, 10);
+    if (rc || (rc = msg_parse_send(r, params)))
+        return rc;
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_send, params, &err);
+    if (!res)
+        return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
+                                 : req_err(r, 503, "Database unavailable");
+    int status = atoi(PQgetvalue(res, 0, 0));
+    if (status == 422)
+        return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
+    if (status != 201)
+        return req_err(r, status, PQgetvalue(res, 0, 1));
+    const char *json = PQgetvalue(res, 0, 2);
+    msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
+    return resp_raw(r, 201, "application/json", json, strlen(json));
+}
+
+static int msg_list_params(struct req *r, const char **p)
+{
+    static const char *const names[] = {"before", "after", "limit", "offset"};
+    static const long lo[] = {0, 0, 1, 0}, hi[] = {1L << 62, 1L << 62, 100, 100000};
+    static const long def[] = {-1, -1, 50, 0};
+    for (int i = 0; i < 4; i++) {
+        long v;
+        int rc = req_query_long(r, names[i], lo[i], hi[i], def[i], &v);
+        if (rc)
+            return rc;
+        p[2 + i] = v < 0 ? NULL : arena_printf(r->a, "%ld", v);
+    }
+    return 0;
+}
+
+int h_msg_list(struct req *r)
+{
+    const char *p[6] = {r->user->id};
+    const char *receiver, *group;
+    int rc = req_query_uuid(r, "receiver_id", &receiver);
+    if (!rc)
+        rc = req_query_uuid(r, "group_id", &group);
+    if (!rc)
+        rc = msg_list_params(r, p);
+    if (rc)
+        return rc;
+    struct db_stmt *q = receiver ? &q_list_private : group ? &q_list_group : &q_list_mine;
+    p[1] = receiver ? receiver : group;
+    enum db_err err;
+    if (group && !receiver) {
+        const char *mp[] = {group, r->user->id};
+        PGresult *m = db_run(r->a, &q_is_member, mp, &err);
+        if (!m)
+            return req_err(r, 503, "Database unavailable");
+        if (!PQntuples(m))
+            return req_err(r, 403, "You are not a member of this group");
+    }
+    PGresult *res = db_run(r->a, q, p, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
+                    (size_t)PQgetlength(res, 0, 0));
+}
+
+int h_msg_read(struct req *r)
+{
+    const char *p[] = {r->params[0], r->user->id};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_read, p, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    if (!PQntuples(res))
+        return req_err(r, 404, "Message not found");
+    const char *frame = arena_printf(
+        r->a, "{\"type\":\"read\",\"message_id\":\"%s\",\"reader_id\":\"%s\",\"read_at\":\"%s\"}",
+        r->params[0], r->user->id, PQgetvalue(res, 0, 1));
+    const char *chan = arena_printf(r->a, "chatd:user:%s", PQgetvalue(res, 0, 0));
+    if (frame && chan && rds_publish(chan, frame, strlen(frame)) < 0)
+        log_warn("publish to %s failed", chan);
+    return resp_raw(r, 204, NULL, NULL, 0);
+}
+
+int h_msg_edit(struct req *r)
+{
+    const char *content;
+    int rc = body_str(r, "content", 1, MSG_CONTENT_MAX, BODY_REQUIRED, &content);
+    if (rc)
+        return rc;
+    const char *p[] = {r->params[0], r->user->id, content};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_edit, p, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    if (!PQntuples(res))
+        return req_err(r, 404, "Message not found");
+    const char *json = PQgetvalue(res, 0, 0);
+    msg_publish(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                msg_frame(r, "message_updated", PQgetvalue(res, 0, 3)), 0);
+    return resp_raw(r, 200, "application/json", json, strlen(json));
+}
+
+int h_msg_delete(struct req *r)
+{
+    const char *p[] = {r->params[0], r->user->id};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_delete, p, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    if (!PQntuples(res))
+        return req_err(r, 404, "Message not found");
+    const char *frame = arena_printf(r->a, "{\"type\":\"message_deleted\",\"id\":\"%s\",\"seq\":%s}",
+                                     r->params[0], PQgetvalue(res, 0, 0));
+    msg_publish(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), frame, 0);
+    return resp_raw(r, 204, NULL, NULL, 0);
+}
+
+static struct db_stmt q_chats = DB_STMT(
+    "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
+    "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
+    "page AS (SELECT * FROM chatd_private_last($1) ORDER BY (msg).seq DESC LIMIT $2 OFFSET $3) "
+    "SELECT coalesce(json_agg(json_build_object("
+    "  'id', p.partner, 'user', chatd_user_public(u, false),"
+    "  'last_message', json_build_object('id', (p.msg).id, 'content', (p.msg).content,"
+    "    'sender_id', (p.msg).sender_id, 'receiver_id', (p.msg).receiver_id,"
+    "    'media_url', (p.msg).media_url, 'media_type', (p.msg).media_type,"
+    "    'is_read', (p.msg).is_read, 'created_at', chatd_ts((p.msg).created_at)),"
+    "  'unread_count', coalesce(un.n, 0),"
+    "  'is_contact', EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = $1"
+    "                        AND c.contact_id = p.partner))"
+    "  ORDER BY (p.msg).seq DESC), '[]') "
+    "FROM page p JOIN users u ON u.id = p.partner LEFT JOIN unread un ON un.partner = p.partner",
+    3);
+
+static struct db_stmt q_inbox = DB_STMT(
+    "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
+    "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
+    "priv AS (SELECT (p.msg).seq AS seq, json_build_object('kind', 'user',"
+    "    'peer', chatd_user_public(u, false),"
+    "    'last_message', chatd_message_read(p.msg, s, $1),"
+    "    'unread_count', coalesce(un.n, 0)) AS row"
+    "  FROM chatd_private_last($1) p JOIN users u ON u.id = p.partner"
+    "  JOIN users s ON s.id = (p.msg).sender_id LEFT JOIN unread un ON un.partner = p.partner), "
+    "grp AS (SELECT coalesce(lm.seq, 0) AS seq, json_build_object('kind', 'group',"
+    "    'group', json_build_object('id', g.id, 'name', g.name, 'avatar_url', g.avatar_url),"
+    "    'last_message', CASE WHEN lm.id IS NULL THEN NULL"
+    "                    ELSE chatd_message_read(lm, s, $1) END,"
+    "    'unread_count', chatd_group_unread(g.id, $1, 1000)) AS row"
+    "  FROM group_members gm JOIN groups g ON g.id = gm.group_id"
+    "  LEFT JOIN LATERAL (SELECT * FROM messages m WHERE m.group_id = g.id"
+    "                     ORDER BY m.seq DESC LIMIT 1) lm ON true"
+    "  LEFT JOIN users s ON s.id = lm.sender_id"
+    "  WHERE gm.user_id = $1) "
+    "SELECT coalesce(json_agg(row ORDER BY seq DESC), '[]') FROM ("
+    "  SELECT * FROM (SELECT * FROM priv UNION ALL SELECT * FROM grp) a"
+    "  ORDER BY seq DESC LIMIT $2 OFFSET $3) page",
+    3);
+
+static int msg_page(struct req *r, struct db_stmt *q)
+{
+    long limit, offset;
+    int rc = req_query_long(r, "limit", 1, 100, 50, &limit);
+    if (!rc)
+        rc = req_query_long(r, "offset", 0, 100000, 0, &offset);
+    if (rc)
+        return rc;
+    const char *p[] = {r->user->id, arena_printf(r->a, "%ld", limit),
+                       arena_printf(r->a, "%ld", offset)};
+    enum db_err err;
+    PGresult *res = db_run(r->a, q, p, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
+                    (size_t)PQgetlength(res, 0, 0));
+}
+
+int h_msg_chats(struct req *r)
+{
+    return msg_page(r, &q_chats);
+}
+
+int h_msg_conversations(struct req *r)
+{
+    return msg_page(r, &q_inbox);
+}
