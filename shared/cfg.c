@@ -12,7 +12,7 @@
 struct cfg cfg;
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_LONG, CFG_BOOL };
-enum cfg_flags { CFG_SECRET = 1 << 0 };
+enum cfg_flags { CFG_SECRET = 1 << 0, CFG_URL = 1 << 1 /* may hold a password */ };
 
 struct cfg_key {
     const char *name;
@@ -32,8 +32,9 @@ struct cfg_key {
 
 /* The one table of settings; .env.example and the README list the same keys (t/0010). */
 static const struct cfg_key cfg_table[] = {
-    S("DATABASE_URL", database_url, "postgresql://chatd@127.0.0.1:5432/chatd"),
-    S("REDIS_URL", redis_url, "redis://127.0.0.1:6379/0"),
+    {"DATABASE_URL", CFG_STR, F(database_url), "postgresql://chatd@127.0.0.1:5432/chatd", 0, 0,
+     CFG_URL},
+    {"REDIS_URL", CFG_STR, F(redis_url), "redis://127.0.0.1:6379/0", 0, 0, CFG_URL},
     SECRET("SECRET_KEY", secret_key),
     SECRET("REFRESH_SECRET_KEY", refresh_secret_key),
     I("ACCESS_TOKEN_EXPIRE_MINUTES", access_ttl_min, "15", 1, 10080),
@@ -265,6 +266,19 @@ int cfg_load(char *err, size_t errlen)
     return 0;
 }
 
+/* scheme://user:password@host... → scheme://user:********@host... */
+static void cfg_print_url(const char *name, const char *v)
+{
+    const char *scheme = strstr(v, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (!colon) {
+        printf("%s=%s\n", name, v);
+        return;
+    }
+    printf("%s=%.*s:********%s\n", name, (int)(colon - v), v, at);
+}
+
 void cfg_print(void)
 {
     for (size_t i = 0; i < sizeof(cfg_table) / sizeof(*cfg_table); i++) {
@@ -273,7 +287,10 @@ void cfg_print(void)
         switch (k->type) {
         case CFG_STR: {
             const char *v = *(char *const *)field;
-            printf("%s=%s\n", k->name, (k->flags & CFG_SECRET) && *v ? "********" : v);
+            if (k->flags & CFG_URL)
+                cfg_print_url(k->name, v);
+            else
+                printf("%s=%s\n", k->name, (k->flags & CFG_SECRET) && *v ? "********" : v);
             break;
         }
         case CFG_INT:
