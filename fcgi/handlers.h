@@ -22,4 +22,24 @@ int h_auth_login(struct req *r);
 int h_auth_refresh(struct req *r);
 int h_auth_logout(struct req *r);
 
+/* h_oauth.c */
+int h_oauth_google_status(struct req *r);
+int h_oauth_google_authorize(struct req *r);
+int h_oauth_google_callback(struct req *r);
+
+/* h_fau.c */
+int h_fau_register(struct req *r);
+int h_fau_login(struct req *r);
+int h_fau_logout(struct req *r);
+int h_fau_forgot_password(struct req *r);
+int h_fau_reset_password(struct req *r);
+int h_fau_request_verify_token(struct req *r);
+int h_fau_verify(struct req *r);
+int h_fau_verify_link(struct req *r);
+int h_fau_me(struct req *r);
+int h_fau_me_update(struct req *r);
+int h_fau_user_get(struct req *r);
+int h_fau_user_update(struct req *r);
+int h_fau_user_delete(struct req *r);
+
 #endif

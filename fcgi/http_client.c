@@ -147,6 +147,8 @@ json_object *httpc_json(struct arena *a, const struct httpc_resp *res)
 char *httpc_escape(struct arena *a, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
+    if (!s)
+        return NULL;
     size_t n = strlen(s);
     char *out = arena_alloc(a, 3 * n + 1), *o = out;
     if (!out)

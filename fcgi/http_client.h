@@ -35,7 +35,10 @@ int httpc_get_bearer(struct arena *a, const char *url, const char *bearer, struc
  */
 json_object *httpc_json(struct arena *a, const struct httpc_resp *res);
 
-/* s percent-encoded for a query string or form (RFC 3986 unreserved kept); NULL past the cap. */
+/*
+ * s percent-encoded for a query string or form (RFC 3986 unreserved kept);
+ * NULL past the cap, or when s is NULL.
+ */
 char *httpc_escape(struct arena *a, const char *s);
 
 #endif

@@ -31,5 +31,10 @@ long rds_publish(const char *channel, const char *payload, size_t len);
  * count, or -1 when Redis is unreachable; *ttl gets the seconds left.
  */
 long rds_incr_window(const char *key, int window_s, long *ttl);
+/*
+ * SET key 1 NX EX ttl_s: claims a one-time key. Returns 1 when this call set
+ * it, 0 when it already existed, -1 when Redis is unreachable.
+ */
+int rds_set_nx(const char *key, int ttl_s);
 
 #endif
