@@ -15,6 +15,8 @@
 
 #define MSG_CONTENT_MAX 5000
 
+static struct db_stmt q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
+static struct db_stmt q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
 static struct db_stmt q_send = DB_STMT(
     "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
 
@@ -128,17 +130,22 @@ int h_msg_send(struct req *r)
     if (rc || (rc = msg_parse_send(r, params)))
         return rc;
     enum db_err err;
+    if (!db_run(r->a, &q_lock, NULL, &err))
+        return req_err(r, 503, "Database unavailable");
     PGresult *res = db_run(r->a, &q_send, params, &err);
+    int status = res ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    if (status == 201)
+        msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
+    enum db_err unlock_err;
+    db_run(r->a, &q_unlock, NULL, &unlock_err);
     if (!res)
         return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
                                  : req_err(r, 503, "Database unavailable");
-    int status = atoi(PQgetvalue(res, 0, 0));
     if (status == 422)
         return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
     if (status != 201)
         return req_err(r, status, PQgetvalue(res, 0, 1));
     const char *json = PQgetvalue(res, 0, 2);
-    msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
     return resp_raw(r, 201, "application/json", json, strlen(json));
 }
 

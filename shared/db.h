@@ -5,6 +5,13 @@
 
 struct arena;
 
+/*
+ * Session advisory lock held from a message INSERT to its PUBLISH, by every
+ * publisher (fcgi and wsd): seq order = commit order = publish order, so a
+ * client's highest seen seq is a true watermark for sync (README "Ordering").
+ */
+#define DB_LOCK_PUBLISH "7001"
+
 /* Error classes of a failed query, by SQLSTATE (db_errclass). */
 enum db_err {
     DB_OK = 0,
