@@ -66,6 +66,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
     }
     if (n > (int)sizeof(line) - 2)
         n = sizeof(line) - 2;
+    /* A value from a client must not forge a second log line. */
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[n++] = '\n';
     /* One write per line so lines from forked workers never interleave. */
     ssize_t w = write(STDERR_FILENO, line, n);

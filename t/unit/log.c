@@ -154,8 +154,21 @@ static void test_long_line(void)
     like(line_at(1, buf, sizeof(buf)), " after the long one$", "the next line starts cleanly");
 }
 
+static void test_no_forged_lines(void)
+{
+    if (!ok(capture_begin() == 0, "stderr redirected for the injection case"))
+        return;
+    log_init("unit-log", LOG_INFO);
+    log_info("user said %s", "hi\n2026-01-01T00:00:00.000Z error forged[1] boom\r");
+    capture_end();
+    is_int(count_lines(), 1, "a newline inside a value does not start a new line");
+    char buf[512];
+    like(line_at(0, buf, sizeof(buf)), "hi\\?2026", "control characters are replaced");
+}
+
 int main(void)
 {
+    test_no_forged_lines();
     test_level_parse();
     test_format();
     test_long_line();
