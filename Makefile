@@ -65,6 +65,12 @@ down:
 migrate:
 	scripts/migrate
 
+seed-users:
+	scripts/seed_users
+
+reset-db:
+	scripts/reset_database
+
 test: bootstrap all
 	scripts/test-run
 
@@ -81,5 +87,5 @@ format-check:
 clean:
 	rm -rf build bin
 
-.PHONY: all bootstrap run up down migrate test bench lint format-check clean
+.PHONY: all bootstrap run up down migrate seed-users reset-db test bench lint format-check clean
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -44,6 +44,11 @@ static int auth_deny(struct req *r, const char *detail)
     return req_err(r, 401, detail);
 }
 
+static int auth_token_ok(const char *token, struct tok_claims *c)
+{
+    return tok_verify(TOK_ACCESS, token, time(NULL), c) == 0 && body_is_uuid(c->sub);
+}
+
 int auth_require(struct req *r)
 {
     int from_header;
@@ -51,8 +56,12 @@ int auth_require(struct req *r)
     struct tok_claims c;
     if (!token || !*token)
         return auth_deny(r, "Missing or invalid authorization");
-    if (tok_verify(TOK_ACCESS, token, time(NULL), &c) < 0 || !body_is_uuid(c.sub))
-        return auth_deny(r, "Invalid or expired token");
+    if (!auth_token_ok(token, &c)) {
+        /* API.md: the header when present and valid, else the cookie. */
+        const char *cookie = from_header ? req_cookie(r, "access_token") : NULL;
+        if (!cookie || !*cookie || !auth_token_ok(cookie, &c))
+            return auth_deny(r, "Invalid or expired token");
+    }
     enum db_err err;
     const char *params[] = {c.sub};
     PGresult *res = db_run(r->a, &q_caller, params, &err);

@@ -14,7 +14,7 @@ struct auth_user {
 };
 
 /*
- * Authenticates r: a valid Bearer header, else the access_token cookie.
+ * Authenticates r: a valid Bearer header, else a valid access_token cookie.
  * Returns 0 with r->user set, or 401/403 with the detail of API.md.
  */
 int auth_require(struct req *r);

@@ -58,8 +58,7 @@ static char *mail_crlf(struct arena *a, const char *body)
     return out;
 }
 
-char *mail_format(struct arena *a, const char *to, const char *subject, const char *body,
-                  long now)
+char *mail_format(struct arena *a, const char *to, const char *subject, const char *body, long now)
 {
     if (strpbrk(to, "\r\n") || strpbrk(subject, "\r\n") || strpbrk(cfg.mail_from, "\r\n"))
         return NULL;

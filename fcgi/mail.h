@@ -12,8 +12,7 @@ struct req;
  * address or the subject holds CR or LF (header injection), or past the
  * arena's cap.
  */
-char *mail_format(struct arena *a, const char *to, const char *subject, const char *body,
-                  long now);
+char *mail_format(struct arena *a, const char *to, const char *subject, const char *body, long now);
 
 /*
  * Sends a plain-text mail to one address: through SMTP_URL (smtp:// or

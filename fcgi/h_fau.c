@@ -1,0 +1,557 @@
+/*
+ * /auth/... and /users/...: the fastapi-users compatible routes of API.md
+ * "fastapi-users compatible endpoints", with fastapi-users' status codes and
+ * error codes.
+ */
+#include <argon2.h>
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "body.h"
+#include "cfg.h"
+#include "db.h"
+#include "handlers.h"
+#include "jx.h"
+#include "log.h"
+#include "mail.h"
+#include "pw.h"
+#include "req.h"
+#include "resp.h"
+#include "tok.h"
+#include "users.h"
+
+/* fastapi-users' default lifetimes of reset and verification tokens. */
+#define H_FAU_RESET_TTL 3600L
+#define H_FAU_VERIFY_TTL 3600L
+#define H_FAU_TOKEN_MAX 8192
+
+static struct db_stmt q_read = DB_STMT("SELECT chatd_user_read(u) FROM users u WHERE id = $1", 1);
+static struct db_stmt q_by_email = DB_STMT(
+    "SELECT id, email, hashed_password, is_active, is_verified FROM users "
+    "WHERE lower(email) = lower($1)", 1);
+static struct db_stmt q_by_id = DB_STMT(
+    "SELECT email, hashed_password, is_active FROM users WHERE id = $1", 1);
+/* The password changes only if it is still the one the token was issued for: a token works once. */
+static struct db_stmt q_reset = DB_STMT(
+    "WITH upd AS (UPDATE users SET hashed_password = $3, updated_at = now() "
+    "             WHERE id = $1 AND hashed_password = $2 RETURNING id), "
+    "rev AS (UPDATE auth_sessions SET revoked_at = now() "
+    "        WHERE user_id IN (SELECT id FROM upd) AND revoked_at IS NULL) "
+    "SELECT count(*) FROM upd", 3);
+static struct db_stmt q_verify = DB_STMT(
+    "WITH cur AS (SELECT id, is_verified FROM users WHERE id = $1 AND lower(email) = lower($2)), "
+    "upd AS (UPDATE users u SET is_verified = true, updated_at = now() FROM cur "
+    "        WHERE u.id = cur.id AND NOT cur.is_verified RETURNING chatd_user_read(u) AS j) "
+    "SELECT cur.is_verified, (SELECT j FROM upd) FROM cur", 2);
+/* $2 holds only the fields to change; a key with a JSON null clears a nullable column. */
+static struct db_stmt q_update = DB_STMT(
+    "UPDATE users u SET "
+    "email = coalesce(p.j->>'email', u.email), "
+    "username = coalesce(p.j->>'username', u.username), "
+    "hashed_password = coalesce(p.j->>'hashed_password', u.hashed_password), "
+    "first_name = CASE WHEN p.j ? 'first_name' THEN p.j->>'first_name' ELSE u.first_name END, "
+    "last_name = CASE WHEN p.j ? 'last_name' THEN p.j->>'last_name' ELSE u.last_name END, "
+    "avatar_url = CASE WHEN p.j ? 'avatar_url' THEN p.j->>'avatar_url' ELSE u.avatar_url END, "
+    "bio = CASE WHEN p.j ? 'bio' THEN p.j->>'bio' ELSE u.bio END, "
+    "is_active = coalesce((p.j->>'is_active')::boolean, u.is_active), "
+    "is_superuser = coalesce((p.j->>'is_superuser')::boolean, u.is_superuser), "
+    "is_verified = CASE WHEN p.j ? 'is_verified' THEN (p.j->>'is_verified')::boolean "
+    "                   WHEN p.j->>'email' <> u.email THEN false ELSE u.is_verified END, "
+    "updated_at = now() "
+    "FROM (SELECT $2::jsonb AS j) p WHERE u.id = $1 RETURNING chatd_user_read(u)", 2);
+static struct db_stmt q_delete = DB_STMT("DELETE FROM users WHERE id = $1", 1);
+
+/* Sends JSON text built by SQL as it is. */
+static int h_fau_text(struct req *r, int status, const char *json)
+{
+    return resp_raw(r, status, "application/json", json, strlen(json));
+}
+
+/* fastapi-users' routes that return None answer with the JSON literal null. */
+static int h_fau_null(struct req *r, int status)
+{
+    return resp_raw(r, status, "application/json", "null", 4);
+}
+
+static int h_fau_db_down(struct req *r)
+{
+    return req_err(r, 503, "Database unavailable");
+}
+
+/* The old version's UserManager.validate_password; NULL when the password is acceptable. */
+static const char *h_fau_password_problem(const char *pw, const char *email, const char *email2)
+{
+    if (body_utf8_len(pw) < 8)
+        return "Password should be at least 8 characters";
+    if (users_password_has_email(pw, email) || (email2 && users_password_has_email(pw, email2)))
+        return "Password should not contain e-mail";
+    return NULL;
+}
+
+/*
+ * The password fingerprint of reset tokens (claim password_fgpt): 16 bytes of
+ * Argon2id keyed with SECRET_KEY over the stored hash, in hex. The stored hash
+ * has a fresh random salt after every password change, so a token stops
+ * working once the password it was issued for is replaced; being keyed and
+ * one-way, the token reveals nothing of the hash. Cheap parameters: the input
+ * is already a slow hash.
+ */
+static int h_fau_fingerprint(const char *hashed, char out[65])
+{
+    static const char salt[] = "chatd:password-fgpt";
+    uint8_t raw[16], pwd[1024];
+    size_t n = strlen(hashed);
+    if (n > sizeof(pwd))
+        return -1;
+    memcpy(pwd, hashed, n);
+    argon2_context ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.out = raw;
+    ctx.outlen = sizeof(raw);
+    ctx.pwd = pwd;
+    ctx.pwdlen = (uint32_t)n;
+    ctx.salt = (uint8_t *)salt;
+    ctx.saltlen = sizeof(salt) - 1;
+    ctx.secret = *cfg.secret_key ? (uint8_t *)cfg.secret_key : NULL;
+    ctx.secretlen = (uint32_t)strlen(cfg.secret_key);
+    ctx.t_cost = 1;
+    ctx.m_cost = 8;
+    ctx.lanes = ctx.threads = 1;
+    ctx.version = ARGON2_VERSION_NUMBER;
+    ctx.flags = ARGON2_DEFAULT_FLAGS;
+    if (argon2_ctx(&ctx, Argon2_id) != ARGON2_OK)
+        return -1;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+/* Compares two fingerprints without an early exit. */
+static int h_fau_same(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    if (n != strlen(b) || n == 0)
+        return 0;
+    unsigned char d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* A field of the x-www-form-urlencoded body: 0 with *out, or 422 like FastAPI's Form(). */
+static int h_fau_form(struct req *r, const char *name, size_t max, const char **out)
+{
+    const char *ct = req_param(r, "CONTENT_TYPE");
+    int form = ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33);
+    const char *p = r->body, *end = r->body ? r->body + r->body_len : NULL;
+    size_t nl = strlen(name);
+    int found = 0;
+    *out = NULL;
+    while (form && p && p < end && !found) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        size_t len = amp ? (size_t)(amp - p) : (size_t)(end - p);
+        const char *eq = memchr(p, '=', len);
+        size_t kl = eq ? (size_t)(eq - p) : len;
+        const char *key = req_decode(r->a, p, kl, 1);
+        if (key && strlen(key) == nl && !memcmp(key, name, nl)) {
+            found = 1;
+            *out = eq ? req_decode(r->a, eq + 1, len - kl - 1, 1) : "";
+        }
+        p += len + 1;
+    }
+    if (found && !*out)
+        return req_invalid(r, "body", name, "Input should be a valid string", "string_type");
+    if (!*out || !**out)
+        return req_invalid(r, "body", name, "Field required", "missing");
+    if (body_utf8_len(*out) > max)
+        return req_invalid(r, "body", name,
+                           arena_printf(r->a, "String should have at most %zu characters", max),
+                           "string_too_long");
+    return 0;
+}
+
+/* The {email} body of forgot-password and request-verify-token. */
+static int h_fau_body_email(struct req *r, const char **email)
+{
+    int rc = body_str(r, "email", 3, 320, BODY_REQUIRED, email);
+    if (!rc && !body_is_email(*email))
+        rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
+    return rc;
+}
+
+/* PUBLIC_URL without a trailing slash. */
+static const char *h_fau_public_url(struct req *r)
+{
+    size_t n = strlen(cfg.public_url);
+    while (n && cfg.public_url[n - 1] == '/')
+        n--;
+    return arena_strndup(r->a, cfg.public_url, n);
+}
+
+/* Mails a token; failures are logged by mail_send and never reach the client. */
+static void h_fau_mail_token(struct req *r, enum tok_kind kind, struct tok_claims *c, long ttl,
+                             const char *to)
+{
+    char *tok = tok_issue(kind, c, time(NULL), ttl);
+    if (!tok) {
+        log_error("cannot issue a %s token", kind == TOK_RESET ? "reset" : "verify");
+        return;
+    }
+    const char *url = h_fau_public_url(r), *body;
+    if (kind == TOK_RESET)
+        body = arena_printf(r->a,
+                            "Someone asked to reset the password of your chat account.\n\n"
+                            "To choose a new password, open this link within an hour:\n"
+                            "%s/reset-password?token=%s\n\n"
+                            "or send the token below to POST /auth/reset-password.\n"
+                            "Token: %s\n\n"
+                            "If it was not you, ignore this mail: your password stays as it is.\n",
+                            url, tok, tok);
+    else
+        body = arena_printf(r->a,
+                            "Please confirm the e-mail address of your chat account by opening\n"
+                            "this link within an hour:\n"
+                            "%s/auth/verify?token=%s\n\n"
+                            "or send the token below to POST /auth/verify.\n"
+                            "Token: %s\n",
+                            url, tok, tok);
+    free(tok);
+    if (body)
+        mail_send(r, to, kind == TOK_RESET ? "Reset your password" : "Verify your e-mail address",
+                  body);
+}
+
+int h_fau_register(struct req *r)
+{
+    const char *key = arena_printf(r->a, "rl:register:%s", r->remote_addr);
+    int rc = auth_rate_limit(r, key, cfg.rate_register_per_hour, 3600);
+    struct users_new nu;
+    if (rc || (rc = users_parse_new(r, &nu)))
+        return rc;
+    const char *why = h_fau_password_problem(nu.password, nu.email, NULL);
+    if (why)
+        return req_err_code(r, 400, "REGISTER_INVALID_PASSWORD", why);
+    const char *clash;
+    PGresult *res = users_insert(r, &nu, &clash, &rc);
+    if (!res)
+        return clash ? req_err(r, 400, "REGISTER_USER_ALREADY_EXISTS") : rc;
+    return h_fau_text(r, 201, PQgetvalue(res, 0, 4));
+}
+
+int h_fau_login(struct req *r)
+{
+    const char *login, *password;
+    int rc = h_fau_form(r, "username", 320, &login);
+    if (!rc)
+        rc = h_fau_form(r, "password", 128, &password);
+    if (rc)
+        return rc;
+    /* Logins are case-insensitive, so is their bucket (shared with /api/v1/auth/login). */
+    char *key = arena_printf(r->a, "rl:login:%s:%s", r->remote_addr, login);
+    for (char *p = key; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if ((rc = auth_rate_limit(r, key, cfg.rate_login_per_minute, 60)))
+        return rc;
+    PGresult *res = auth_check_password(r, login, password, &rc);
+    if (!res && rc != 401)
+        return rc;
+    /* fastapi-users answers an inactive user like a wrong password. */
+    if (!res || PQgetvalue(res, 0, 4)[0] != 't')
+        return req_err(r, 400, "LOGIN_BAD_CREDENTIALS");
+    char *access =
+        auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    if (!access)
+        return req_err(r, 503, "Cannot issue tokens");
+    json_object *out = jx_obj(r->a);
+    json_object_object_add(out, "access_token", json_object_new_string(access));
+    json_object_object_add(out, "token_type", json_object_new_string("bearer"));
+    return resp_json(r, 200, out);
+}
+
+/* JWT access tokens cannot be revoked one by one: like fastapi-users' JWT strategy, only 204. */
+int h_fau_logout(struct req *r)
+{
+    return resp_json(r, 204, NULL);
+}
+
+int h_fau_forgot_password(struct req *r)
+{
+    const char *email;
+    int rc = h_fau_body_email(r, &email);
+    if (rc)
+        return rc;
+    const char *params[] = {email};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_by_email, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (PQntuples(res) && PQgetvalue(res, 0, 3)[0] == 't') {
+        struct tok_claims c;
+        memset(&c, 0, sizeof(c));
+        snprintf(c.sub, sizeof(c.sub), "%s", PQgetvalue(res, 0, 0));
+        if (h_fau_fingerprint(PQgetvalue(res, 0, 2), c.fgp) == 0)
+            h_fau_mail_token(r, TOK_RESET, &c, H_FAU_RESET_TTL, PQgetvalue(res, 0, 1));
+        else
+            log_error("cannot fingerprint a password hash");
+    }
+    return h_fau_null(r, 202);
+}
+
+int h_fau_reset_password(struct req *r)
+{
+    const char *token, *password;
+    int rc = body_str(r, "token", 0, H_FAU_TOKEN_MAX, BODY_REQUIRED, &token);
+    if (!rc)
+        rc = body_str(r, "password", 0, 128, BODY_REQUIRED, &password);
+    if (rc)
+        return rc;
+    struct tok_claims c;
+    if (tok_verify(TOK_RESET, token, time(NULL), &c) < 0 || !body_is_uuid(c.sub) || !c.fgp[0])
+        return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
+    const char *params[] = {c.sub};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_by_id, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    char fgp[65];
+    if (!PQntuples(res) || PQgetvalue(res, 0, 2)[0] != 't' ||
+        h_fau_fingerprint(PQgetvalue(res, 0, 1), fgp) < 0 || !h_fau_same(fgp, c.fgp))
+        return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
+    const char *why = h_fau_password_problem(password, PQgetvalue(res, 0, 0), NULL);
+    if (why)
+        return req_err_code(r, 400, "RESET_PASSWORD_INVALID_PASSWORD", why);
+    char hash[PW_ENCODED_MAX];
+    if (pw_hash(password, strlen(password), hash, sizeof(hash)) < 0)
+        return req_err(r, 503, "Cannot hash password");
+    const char *uparams[] = {c.sub, PQgetvalue(res, 0, 1), hash};
+    PGresult *upd = db_run(r->a, &q_reset, uparams, &err);
+    if (!upd)
+        return h_fau_db_down(r);
+    /* 0: another reset with the same token won the race. */
+    if (strcmp(PQgetvalue(upd, 0, 0), "1") != 0)
+        return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
+    return h_fau_null(r, 200);
+}
+
+int h_fau_request_verify_token(struct req *r)
+{
+    const char *email;
+    int rc = h_fau_body_email(r, &email);
+    if (rc)
+        return rc;
+    const char *params[] = {email};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_by_email, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (PQntuples(res) && PQgetvalue(res, 0, 3)[0] == 't' && PQgetvalue(res, 0, 4)[0] != 't') {
+        struct tok_claims c;
+        memset(&c, 0, sizeof(c));
+        snprintf(c.sub, sizeof(c.sub), "%s", PQgetvalue(res, 0, 0));
+        snprintf(c.email, sizeof(c.email), "%s", PQgetvalue(res, 0, 1));
+        h_fau_mail_token(r, TOK_VERIFY, &c, H_FAU_VERIFY_TTL, PQgetvalue(res, 0, 1));
+    }
+    return h_fau_null(r, 202);
+}
+
+/* Both verify routes: the token's email must still be the user's. */
+static int h_fau_verify_token(struct req *r, const char *token)
+{
+    struct tok_claims c;
+    if (tok_verify(TOK_VERIFY, token, time(NULL), &c) < 0 || !body_is_uuid(c.sub) || !c.email[0])
+        return req_err(r, 400, "VERIFY_USER_BAD_TOKEN");
+    const char *params[] = {c.sub, c.email};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_verify, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (PQntuples(res) == 0)
+        return req_err(r, 400, "VERIFY_USER_BAD_TOKEN");
+    if (PQgetvalue(res, 0, 0)[0] == 't' || PQgetisnull(res, 0, 1))
+        return req_err(r, 400, "VERIFY_USER_ALREADY_VERIFIED");
+    return h_fau_text(r, 200, PQgetvalue(res, 0, 1));
+}
+
+int h_fau_verify(struct req *r)
+{
+    const char *token;
+    int rc = body_str(r, "token", 0, H_FAU_TOKEN_MAX, BODY_REQUIRED, &token);
+    return rc ? rc : h_fau_verify_token(r, token);
+}
+
+/* GET /auth/verify?token=...: the link of the verify mail. */
+int h_fau_verify_link(struct req *r)
+{
+    const char *token = req_query(r, "token");
+    if (!token)
+        return req_invalid(r, "query", "token", "Field required", "missing");
+    if (strlen(token) > H_FAU_TOKEN_MAX)
+        return req_invalid(r, "query", "token", "String should have at most 8192 characters",
+                           "string_too_long");
+    return h_fau_verify_token(r, token);
+}
+
+/* Reads a nullable string field into set: absent stays absent, null clears. */
+static int h_fau_set_str(struct req *r, json_object *set, const char *field, size_t max)
+{
+    const char *v;
+    int rc = body_str(r, field, 0, max, BODY_NULLABLE, &v);
+    if (!rc && body_has(r, field))
+        json_object_object_add(set, field, v ? json_object_new_string(v) : NULL);
+    return rc;
+}
+
+static int h_fau_set_bool(struct req *r, json_object *set, const char *field)
+{
+    int v = 0, present;
+    int rc = body_bool(r, field, BODY_NULLABLE, &v, &present);
+    if (!rc && present)
+        json_object_object_add(set, field, json_object_new_boolean(v));
+    return rc;
+}
+
+/* email and username: a null or absent value keeps the current one. */
+static int h_fau_set_ids(struct req *r, json_object *set, const char **email)
+{
+    const char *username;
+    int rc = body_str(r, "email", 3, 320, BODY_NULLABLE, email);
+    if (!rc && *email && !body_is_email(*email))
+        rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
+    if (!rc)
+        rc = body_str(r, "username", 3, 50, BODY_NULLABLE, &username);
+    if (!rc && username && !body_is_username(username))
+        rc = req_invalid(r, "body", "username", "String should match pattern '^[A-Za-z0-9_.-]+$'",
+                         "string_pattern_mismatch");
+    if (!rc && *email)
+        json_object_object_add(set, "email", json_object_new_string(*email));
+    if (!rc && username)
+        json_object_object_add(set, "username", json_object_new_string(username));
+    return rc;
+}
+
+/*
+ * The fields of a UserUpdate body as the jsonb of q_update; the privilege
+ * flags only when privileged. cur_email is the account's current address.
+ */
+static int h_fau_update_set(struct req *r, int privileged, const char *cur_email, json_object *set)
+{
+    static const char *const flags[] = {"is_active", "is_superuser", "is_verified"};
+    const char *email = NULL, *password = NULL;
+    int rc = h_fau_set_ids(r, set, &email);
+    if (!rc)
+        rc = h_fau_set_str(r, set, "first_name", 100);
+    if (!rc)
+        rc = h_fau_set_str(r, set, "last_name", 100);
+    if (!rc)
+        rc = h_fau_set_str(r, set, "avatar_url", 500);
+    if (!rc)
+        rc = h_fau_set_str(r, set, "bio", 500);
+    for (size_t i = 0; privileged && !rc && i < sizeof(flags) / sizeof(flags[0]); i++)
+        rc = h_fau_set_bool(r, set, flags[i]);
+    if (!rc)
+        rc = body_str(r, "password", 0, 128, BODY_NULLABLE, &password);
+    if (rc || !password)
+        return rc;
+    const char *why = h_fau_password_problem(password, cur_email, email);
+    if (why)
+        return req_err_code(r, 400, "UPDATE_USER_INVALID_PASSWORD", why);
+    char hash[PW_ENCODED_MAX];
+    if (pw_hash(password, strlen(password), hash, sizeof(hash)) < 0)
+        return req_err(r, 503, "Cannot hash password");
+    json_object_object_add(set, "hashed_password", json_object_new_string(hash));
+    return 0;
+}
+
+/* Applies a PATCH body to user id; answers UserRead, or gone_status when the user is gone. */
+static int h_fau_update(struct req *r, const char *id, int privileged, const char *cur_email,
+                        int gone_status, const char *gone_detail)
+{
+    json_object *set = jx_obj(r->a);
+    int rc = h_fau_update_set(r, privileged, cur_email, set);
+    if (rc)
+        return rc;
+    const char *params[] = {id, json_object_to_json_string_ext(set, JSON_C_TO_STRING_PLAIN)};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_update, params, &err);
+    if (!res && err == DB_CONFLICT)
+        return req_err(r, 400, strstr(db_last_constraint(), "email")
+                                   ? "UPDATE_USER_EMAIL_ALREADY_EXISTS"
+                                   : "UPDATE_USER_USERNAME_ALREADY_EXISTS");
+    if (!res)
+        return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
+                                 : h_fau_db_down(r);
+    if (PQntuples(res) == 0)
+        return req_err(r, gone_status, gone_detail);
+    return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
+}
+
+/* UserRead of one user; 0 rows → status/detail. */
+static int h_fau_read(struct req *r, const char *id, int status, const char *detail)
+{
+    const char *params[] = {id};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_read, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (PQntuples(res) == 0)
+        return req_err(r, status, detail);
+    return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
+}
+
+int h_fau_me(struct req *r)
+{
+    return h_fau_read(r, r->user->id, 401, "User not found");
+}
+
+int h_fau_me_update(struct req *r)
+{
+    return h_fau_update(r, r->user->id, 0, r->user->email, 401, "User not found");
+}
+
+/* fastapi-users' wording for the superuser-only routes. */
+static int h_fau_superuser(struct req *r)
+{
+    return r->user->is_superuser ? 0 : req_err(r, 403, "Forbidden");
+}
+
+int h_fau_user_get(struct req *r)
+{
+    int rc = h_fau_superuser(r);
+    return rc ? rc : h_fau_read(r, r->params[0], 404, "Not Found");
+}
+
+int h_fau_user_update(struct req *r)
+{
+    int rc = h_fau_superuser(r);
+    if (rc)
+        return rc;
+    const char *params[] = {r->params[0]};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_by_id, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (PQntuples(res) == 0)
+        return req_err(r, 404, "Not Found");
+    return h_fau_update(r, r->params[0], 1, PQgetvalue(res, 0, 0), 404, "Not Found");
+}
+
+int h_fau_user_delete(struct req *r)
+{
+    int rc = h_fau_superuser(r);
+    if (rc)
+        return rc;
+    const char *params[] = {r->params[0]};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_delete, params, &err);
+    if (!res)
+        return h_fau_db_down(r);
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return req_err(r, 404, "Not Found");
+    return resp_json(r, 204, NULL);
+}
