@@ -1,5 +1,6 @@
 #include "auth.h"
 
+#include <ctype.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,14 @@ void auth_clear_cookies(struct req *r)
 {
     resp_header(r, "Set-Cookie", auth_cookie(r, "access_token", "", 0));
     resp_header(r, "Set-Cookie", auth_cookie(r, "refresh_token", "", 0));
+}
+
+int auth_login_limit(struct req *r, const char *login)
+{
+    char *key = arena_printf(r->a, "rl:login:%s:%s", r->remote_addr, login);
+    for (char *p = key; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return key ? auth_rate_limit(r, key, cfg.rate_login_per_minute, 60) : 0;
 }
 
 int auth_rate_limit(struct req *r, const char *key, int limit, int window_s)

@@ -38,6 +38,8 @@ void auth_clear_cookies(struct req *r);
  * Redis lets the request through.
  */
 int auth_rate_limit(struct req *r, const char *key, int limit, int window_s);
+/* The login limit: per IP and login name, case-insensitively (both login routes share it). */
+int auth_login_limit(struct req *r, const char *login);
 
 /*
  * Finds a user by username or email and checks the password; an unknown user

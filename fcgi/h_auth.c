@@ -1,4 +1,5 @@
 /* /api/v1/auth/... : the cookie-based JSON login of API.md "Authentication". */
+#include <ctype.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,8 +70,7 @@ int h_auth_login(struct req *r)
         rc = body_str(r, "password", 1, 128, BODY_REQUIRED, &password);
     if (rc)
         return rc;
-    const char *key = arena_printf(r->a, "rl:login:%s:%s", r->remote_addr, login);
-    if ((rc = auth_rate_limit(r, key, cfg.rate_login_per_minute, 60)))
+    if ((rc = auth_login_limit(r, login)))
         return rc;
     PGresult *res = auth_check_password(r, login, password, &rc);
     if (!res)

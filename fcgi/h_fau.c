@@ -252,11 +252,7 @@ int h_fau_login(struct req *r)
         rc = h_fau_form(r, "password", 128, &password);
     if (rc)
         return rc;
-    /* Logins are case-insensitive, so is their bucket (shared with /api/v1/auth/login). */
-    char *key = arena_printf(r->a, "rl:login:%s:%s", r->remote_addr, login);
-    for (char *p = key; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    if ((rc = auth_rate_limit(r, key, cfg.rate_login_per_minute, 60)))
+    if ((rc = auth_login_limit(r, login)))
         return rc;
     PGresult *res = auth_check_password(r, login, password, &rc);
     if (!res && rc != 401)

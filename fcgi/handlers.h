@@ -42,4 +42,25 @@ int h_fau_user_get(struct req *r);
 int h_fau_user_update(struct req *r);
 int h_fau_user_delete(struct req *r);
 
+/* h_users.c */
+int h_users_me(struct req *r);
+int h_users_me_update(struct req *r);
+int h_users_online(struct req *r);
+int h_users_search(struct req *r);
+int h_users_get(struct req *r);
+
+/* h_contacts.c */
+int h_contacts_add(struct req *r);
+int h_contacts_list(struct req *r);
+int h_contacts_delete(struct req *r);
+
+/* h_groups.c */
+int h_groups_create(struct req *r);
+int h_groups_list(struct req *r);
+int h_groups_get(struct req *r);
+int h_groups_update(struct req *r);
+int h_groups_delete(struct req *r);
+int h_groups_member_add(struct req *r);
+int h_groups_member_remove(struct req *r);
+
 #endif

@@ -44,6 +44,22 @@ const struct route route_table[] = {
     {"DELETE", "/api/v1/messages/{message_id:uuid}", h_msg_delete, R_AUTH, 0},
     {"GET", "/api/v1/contacts/chats", h_msg_chats, R_AUTH, 0},
     {"GET", "/api/v1/conversations", h_msg_conversations, R_AUTH, 0},
+    {"GET", "/api/v1/users/me", h_users_me, R_AUTH, 0},
+    {"PATCH", "/api/v1/users/me", h_users_me_update, R_AUTH | R_JSON, 0},
+    {"PATCH", "/api/v1/users/me/online", h_users_online, R_AUTH, 0},
+    {"GET", "/api/v1/users/search", h_users_search, R_AUTH, 0},
+    {"GET", "/api/v1/users/{user_id:uuid}", h_users_get, R_AUTH, 0},
+    {"POST", "/api/v1/contacts", h_contacts_add, R_AUTH | R_JSON, 0},
+    {"GET", "/api/v1/contacts", h_contacts_list, R_AUTH, 0},
+    {"DELETE", "/api/v1/contacts/{contact_id:uuid}", h_contacts_delete, R_AUTH, 0},
+    {"POST", "/api/v1/groups", h_groups_create, R_AUTH | R_JSON, 0},
+    {"GET", "/api/v1/groups", h_groups_list, R_AUTH, 0},
+    {"GET", "/api/v1/groups/{group_id:uuid}", h_groups_get, R_AUTH, 0},
+    {"PATCH", "/api/v1/groups/{group_id:uuid}", h_groups_update, R_AUTH | R_JSON, 0},
+    {"DELETE", "/api/v1/groups/{group_id:uuid}", h_groups_delete, R_AUTH, 0},
+    {"POST", "/api/v1/groups/{group_id:uuid}/members", h_groups_member_add, R_AUTH, 0},
+    {"DELETE", "/api/v1/groups/{group_id:uuid}/members/{user_id:uuid}", h_groups_member_remove,
+     R_AUTH, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 
