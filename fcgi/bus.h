@@ -10,6 +10,16 @@
  * Publishing never fails a request: the database is the truth and clients
  * recover with sync. A failure is logged; once Redis has failed, the rest of
  * the same batch is skipped so a dead Redis costs one timeout, not one each.
+ *
+ * Events of users and groups (fcgi/h_users.c, fcgi/h_groups.c):
+ *   member_added   {"type","group_id","user_id"}  chatd:user:<user_id> and chatd:group:<group_id>
+ *                  (a new group: on each member's user channel only)
+ *   member_removed {"type","group_id","user_id"}  chatd:user:<user_id> and chatd:group:<group_id>
+ *                  (a deleted group: on each member's user channel only, up to 5000 members)
+ *   group_deleted  {"type","group_id"}            chatd:group:<group_id>
+ *   online_status  {"type","user_id","is_online","last_seen"}  chatd:user:<id> of every user
+ *                  who has the caller as a contact, chatd:group:<id> of every group the
+ *                  caller is in (up to 5000 of each)
  */
 
 struct arena;

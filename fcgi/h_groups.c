@@ -272,6 +272,8 @@ int h_groups_member_add(struct req *r)
     const char *p[] = {r->params[0], r->user->id, groups_super(r), user};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_member_add, p, &err);
+    if (!res && err == DB_INVALID) /* the group or user was deleted meanwhile (foreign key) */
+        return req_err(r, 404, "Group not found");
     if (!res)
         return groups_db_down(r);
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't')
