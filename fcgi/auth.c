@@ -19,13 +19,15 @@
 
 static struct db_stmt q_caller = DB_STMT(
     "SELECT id, email, username, is_active, is_superuser, is_verified FROM users WHERE id = $1", 1);
-static struct db_stmt q_login_user = DB_STMT(
-    "SELECT id, email, username, hashed_password, is_active, chatd_user_auth(u) "
-    "FROM users u WHERE lower(username) = lower($1) OR lower(email) = lower($1) "
-    "ORDER BY lower(username) = lower($1) DESC LIMIT 1", 1);
-static struct db_stmt q_session = DB_STMT(
-    "INSERT INTO auth_sessions (id, user_id, refresh_jti, user_agent, ip) "
-    "VALUES ($1, $2, $3, left($4, 300), $5)", 5);
+static struct db_stmt q_login_user =
+    DB_STMT("SELECT id, email, username, hashed_password, is_active, chatd_user_auth(u) "
+            "FROM users u WHERE lower(username) = lower($1) OR lower(email) = lower($1) "
+            "ORDER BY lower(username) = lower($1) DESC LIMIT 1",
+            1);
+static struct db_stmt q_session =
+    DB_STMT("INSERT INTO auth_sessions (id, user_id, refresh_jti, user_agent, ip) "
+            "VALUES ($1, $2, $3, left($4, 300), $5)",
+            5);
 
 /* "Bearer <token>" from the header wins over the cookie (API.md (fixed)). */
 static const char *auth_token(struct req *r, int *from_header)
@@ -94,8 +96,7 @@ static char *auth_keep(struct req *r, char *s)
     return copy;
 }
 
-char *auth_access_token(struct req *r, const char *user_id, const char *email,
-                        const char *username)
+char *auth_access_token(struct req *r, const char *user_id, const char *email, const char *username)
 {
     struct tok_claims c;
     memset(&c, 0, sizeof(c));
@@ -119,8 +120,8 @@ int auth_login(struct req *r, const char *user_id, const char *email, const char
     if (!db_run(r->a, &q_session, params, &err))
         return req_err(r, 503, "Database unavailable");
     char *access = auth_access_token(r, user_id, email, username);
-    char *refresh = auth_keep(r, tok_issue(TOK_REFRESH, &rc, time(NULL),
-                                           cfg.refresh_ttl_days * 86400L));
+    char *refresh =
+        auth_keep(r, tok_issue(TOK_REFRESH, &rc, time(NULL), cfg.refresh_ttl_days * 86400L));
     if (!access || !refresh)
         return req_err(r, 503, "Cannot issue tokens");
     json_object_object_add(out, "access_token", json_object_new_string(access));
@@ -134,8 +135,7 @@ int auth_login(struct req *r, const char *user_id, const char *email, const char
 static const char *auth_cookie(struct req *r, const char *name, const char *val, long max_age)
 {
     return arena_printf(r->a, "%s=%s; HttpOnly; Max-Age=%ld; Path=/; SameSite=Lax%s%s", name, val,
-                        max_age,
-                        max_age ? "" : "; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                        max_age, max_age ? "" : "; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
                         cfg.debug ? "" : "; Secure");
 }
 
@@ -181,8 +181,7 @@ int auth_rate_limit(struct req *r, const char *key, int limit, int window_s)
  * Finds the user by username or email and checks the password; an unknown
  * user costs one Argon2 verification too. Returns the row or NULL with *status.
  */
-PGresult *auth_check_password(struct req *r, const char *login, const char *password,
-                                int *status)
+PGresult *auth_check_password(struct req *r, const char *login, const char *password, int *status)
 {
     enum db_err err;
     const char *params[] = {login};

@@ -7,7 +7,7 @@ struct req;
 
 enum body_flags {
     BODY_REQUIRED = 1 << 0,
-    BODY_NULLABLE = 1 << 1,  /* an explicit null is accepted and reads as NULL */
+    BODY_NULLABLE = 1 << 1, /* an explicit null is accepted and reads as NULL */
 };
 
 /*

@@ -17,19 +17,20 @@
 #include "users.h"
 
 /* Rotates the refresh token of a live session, or revokes a session whose old token is replayed. */
-static struct db_stmt q_rotate = DB_STMT(
-    "WITH cur AS (SELECT id, refresh_jti, revoked_at FROM auth_sessions WHERE id = $1 "
-    "             FOR UPDATE), "
-    "rot AS (UPDATE auth_sessions s SET refresh_jti = $3, last_used_at = now() FROM cur "
-    "        WHERE s.id = cur.id AND cur.refresh_jti = $2 AND cur.revoked_at IS NULL "
-    "        RETURNING s.user_id), "
-    "rev AS (UPDATE auth_sessions s SET revoked_at = now() FROM cur "
-    "        WHERE s.id = cur.id AND cur.refresh_jti <> $2 AND cur.revoked_at IS NULL "
-    "        RETURNING s.id) "
-    "SELECT u.id, u.email, u.username, u.is_active, (SELECT count(*) FROM rev) "
-    "FROM (SELECT 1) one LEFT JOIN rot ON true LEFT JOIN users u ON u.id = rot.user_id", 3);
-static struct db_stmt q_revoke = DB_STMT(
-    "UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", 1);
+static struct db_stmt q_rotate =
+    DB_STMT("WITH cur AS (SELECT id, refresh_jti, revoked_at FROM auth_sessions WHERE id = $1 "
+            "             FOR UPDATE), "
+            "rot AS (UPDATE auth_sessions s SET refresh_jti = $3, last_used_at = now() FROM cur "
+            "        WHERE s.id = cur.id AND cur.refresh_jti = $2 AND cur.revoked_at IS NULL "
+            "        RETURNING s.user_id), "
+            "rev AS (UPDATE auth_sessions s SET revoked_at = now() FROM cur "
+            "        WHERE s.id = cur.id AND cur.refresh_jti <> $2 AND cur.revoked_at IS NULL "
+            "        RETURNING s.id) "
+            "SELECT u.id, u.email, u.username, u.is_active, (SELECT count(*) FROM rev) "
+            "FROM (SELECT 1) one LEFT JOIN rot ON true LEFT JOIN users u ON u.id = rot.user_id",
+            3);
+static struct db_stmt q_revoke =
+    DB_STMT("UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", 1);
 
 /* Adds a JSON text column (built by SQL) to out under key. */
 static void h_auth_embed(json_object *out, const char *key, const char *json_text)
@@ -50,8 +51,9 @@ int h_auth_register(struct req *r)
     const char *clash;
     PGresult *res = users_insert(r, &nu, &clash, &rc);
     if (!res && clash)
-        return req_err(r, 400, !strcmp(clash, "email") ? "Email already registered"
-                                                       : "Username already taken");
+        return req_err(r, 400,
+                       !strcmp(clash, "email") ? "Email already registered"
+                                               : "Username already taken");
     if (!res)
         return rc;
     json_object *out = jx_obj(r->a);
@@ -114,14 +116,15 @@ int h_auth_refresh(struct req *r)
     if (!res)
         return req_err(r, 503, "Database unavailable");
     if (PQgetisnull(res, 0, 0))
-        return req_err(r, 401, "Invalid or expired refresh token"); /* unknown, or reused: now revoked */
+        return req_err(r, 401,
+                       "Invalid or expired refresh token"); /* unknown, or reused: now revoked */
     if (PQgetvalue(res, 0, 3)[0] != 't')
         return req_err(r, 403, "User account is inactive");
     snprintf(next.sub, sizeof(next.sub), "%s", PQgetvalue(res, 0, 0));
     snprintf(next.sid, sizeof(next.sid), "%s", c.sid);
     char *refresh = tok_issue(TOK_REFRESH, &next, time(NULL), cfg.refresh_ttl_days * 86400L);
-    char *access = auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-                                     PQgetvalue(res, 0, 2));
+    char *access =
+        auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
     if (!refresh || !access) {
         free(refresh);
         return req_err(r, 503, "Cannot issue tokens");

@@ -9,24 +9,27 @@
 #include "resp.h"
 
 /* found: the user exists; the JSON is NULL when the contact was there already. */
-static struct db_stmt q_add = DB_STMT(
-    "WITH t AS (SELECT u FROM users u WHERE u.id = $2), "
-    "ins AS (INSERT INTO contacts AS c (user_id, contact_id, nickname)"
-    "        SELECT $1, (t.u).id, $3 FROM t"
-    "        ON CONFLICT (user_id, contact_id) DO NOTHING RETURNING c) "
-    "SELECT EXISTS (SELECT 1 FROM t),"
-    "       (SELECT chatd_contact_read(ins.c, t.u, $1, $4)::text FROM ins, t)", 4);
+static struct db_stmt q_add =
+    DB_STMT("WITH t AS (SELECT u FROM users u WHERE u.id = $2), "
+            "ins AS (INSERT INTO contacts AS c (user_id, contact_id, nickname)"
+            "        SELECT $1, (t.u).id, $3 FROM t"
+            "        ON CONFLICT (user_id, contact_id) DO NOTHING RETURNING c) "
+            "SELECT EXISTS (SELECT 1 FROM t),"
+            "       (SELECT chatd_contact_read(ins.c, t.u, $1, $4)::text FROM ins, t)",
+            4);
 /* Oldest first, so pages stay put while contacts are added. */
-static struct db_stmt q_list = DB_STMT(
-    "SELECT coalesce(json_agg(chatd_contact_read(x.c, u, $1, $2)"
-    "                         ORDER BY (x.c).created_at, (x.c).id), '[]')::text "
-    "FROM (SELECT c FROM contacts c WHERE c.user_id = $1"
-    "      ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4) x "
-    "JOIN users u ON u.id = (x.c).contact_id", 4);
+static struct db_stmt q_list =
+    DB_STMT("SELECT coalesce(json_agg(chatd_contact_read(x.c, u, $1, $2)"
+            "                         ORDER BY (x.c).created_at, (x.c).id), '[]')::text "
+            "FROM (SELECT c FROM contacts c WHERE c.user_id = $1"
+            "      ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4) x "
+            "JOIN users u ON u.id = (x.c).contact_id",
+            4);
 /* $2 is the contact row's id (as the old version) or the contact's user id. */
-static struct db_stmt q_delete = DB_STMT(
-    "DELETE FROM contacts WHERE id = (SELECT c.id FROM contacts c WHERE c.user_id = $1"
-    " AND (c.id = $2 OR c.contact_id = $2) ORDER BY c.id = $2 DESC LIMIT 1) RETURNING id", 2);
+static struct db_stmt q_delete =
+    DB_STMT("DELETE FROM contacts WHERE id = (SELECT c.id FROM contacts c WHERE c.user_id = $1"
+            " AND (c.id = $2 OR c.contact_id = $2) ORDER BY c.id = $2 DESC LIMIT 1) RETURNING id",
+            2);
 
 int h_contacts_add(struct req *r)
 {

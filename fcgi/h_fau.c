@@ -32,23 +32,26 @@
 #define H_FAU_TOKEN_MAX 8192
 
 static struct db_stmt q_read = DB_STMT("SELECT chatd_user_read(u) FROM users u WHERE id = $1", 1);
-static struct db_stmt q_by_email = DB_STMT(
-    "SELECT id, email, hashed_password, is_active, is_verified FROM users "
-    "WHERE lower(email) = lower($1)", 1);
-static struct db_stmt q_by_id = DB_STMT(
-    "SELECT email, hashed_password, is_active FROM users WHERE id = $1", 1);
+static struct db_stmt q_by_email =
+    DB_STMT("SELECT id, email, hashed_password, is_active, is_verified FROM users "
+            "WHERE lower(email) = lower($1)",
+            1);
+static struct db_stmt q_by_id =
+    DB_STMT("SELECT email, hashed_password, is_active FROM users WHERE id = $1", 1);
 /* The password changes only if it is still the one the token was issued for: a token works once. */
-static struct db_stmt q_reset = DB_STMT(
-    "WITH upd AS (UPDATE users SET hashed_password = $3, updated_at = now() "
-    "             WHERE id = $1 AND hashed_password = $2 RETURNING id), "
-    "rev AS (UPDATE auth_sessions SET revoked_at = now() "
-    "        WHERE user_id IN (SELECT id FROM upd) AND revoked_at IS NULL) "
-    "SELECT count(*) FROM upd", 3);
+static struct db_stmt q_reset =
+    DB_STMT("WITH upd AS (UPDATE users SET hashed_password = $3, updated_at = now() "
+            "             WHERE id = $1 AND hashed_password = $2 RETURNING id), "
+            "rev AS (UPDATE auth_sessions SET revoked_at = now() "
+            "        WHERE user_id IN (SELECT id FROM upd) AND revoked_at IS NULL) "
+            "SELECT count(*) FROM upd",
+            3);
 static struct db_stmt q_verify = DB_STMT(
     "WITH cur AS (SELECT id, is_verified FROM users WHERE id = $1 AND lower(email) = lower($2)), "
     "upd AS (UPDATE users u SET is_verified = true, updated_at = now() FROM cur "
     "        WHERE u.id = cur.id AND NOT cur.is_verified RETURNING chatd_user_read(u) AS j) "
-    "SELECT cur.is_verified, (SELECT j FROM upd) FROM cur", 2);
+    "SELECT cur.is_verified, (SELECT j FROM upd) FROM cur",
+    2);
 /* $2 holds only the fields to change; a key with a JSON null clears a nullable column. */
 static struct db_stmt q_update = DB_STMT(
     "UPDATE users u SET "
@@ -64,7 +67,8 @@ static struct db_stmt q_update = DB_STMT(
     "is_verified = CASE WHEN p.j ? 'is_verified' THEN (p.j->>'is_verified')::boolean "
     "                   WHEN p.j->>'email' <> u.email THEN false ELSE u.is_verified END, "
     "updated_at = now() "
-    "FROM (SELECT $2::jsonb AS j) p WHERE u.id = $1 RETURNING chatd_user_read(u)", 2);
+    "FROM (SELECT $2::jsonb AS j) p WHERE u.id = $1 RETURNING chatd_user_read(u)",
+    2);
 static struct db_stmt q_delete = DB_STMT("DELETE FROM users WHERE id = $1", 1);
 
 /* Sends JSON text built by SQL as it is. */
@@ -415,7 +419,7 @@ static int h_fau_set_bool(struct req *r, json_object *set, const char *field)
 /* email and username: a null or absent value keeps the current one. */
 static int h_fau_set_ids(struct req *r, json_object *set, const char **email)
 {
-    const char *username;
+    const char *username = NULL;
     int rc = body_str(r, "email", 3, 320, BODY_NULLABLE, email);
     if (!rc && *email && !body_is_email(*email))
         rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
@@ -476,9 +480,10 @@ static int h_fau_update(struct req *r, const char *id, int privileged, const cha
     enum db_err err;
     PGresult *res = db_run(r->a, &q_update, params, &err);
     if (!res && err == DB_CONFLICT)
-        return req_err(r, 400, strstr(db_last_constraint(), "email")
-                                   ? "UPDATE_USER_EMAIL_ALREADY_EXISTS"
-                                   : "UPDATE_USER_USERNAME_ALREADY_EXISTS");
+        return req_err(r, 400,
+                       strstr(db_last_constraint(), "email")
+                           ? "UPDATE_USER_EMAIL_ALREADY_EXISTS"
+                           : "UPDATE_USER_USERNAME_ALREADY_EXISTS");
     if (!res)
         return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
                                  : h_fau_db_down(r);

@@ -40,28 +40,32 @@ static struct db_stmt q_create = DB_STMT(
     "          FROM m JOIN users u ON u.id = (m.gm).user_id),"
     "         (SELECT count(*) FROM m))::text,"
     "       (g.g).id, (SELECT string_agg((m.gm).user_id::text, ' ') FROM m) "
-    "FROM g", 7);
-static struct db_stmt q_list = DB_STMT(
-    "SELECT coalesce(json_agg(chatd_group_read(x.g, $1, $2, " GROUPS_MEMBERS_LIST ")"
-    "                         ORDER BY (x.g).updated_at DESC, (x.g).id), '[]')::text "
-    "FROM (SELECT g FROM groups g JOIN group_members m ON m.group_id = g.id"
-    "      WHERE m.user_id = $1 ORDER BY g.updated_at DESC, g.id LIMIT $3 OFFSET $4) x", 4);
-static struct db_stmt q_get = DB_STMT(
-    "SELECT chatd_group_read(g, $2, $3, " GROUPS_MEMBERS_ONE ")::text "
-    "FROM groups g JOIN chatd_group_acl($1, $2, $3) a ON a.id = g.id AND a.visible", 3);
+    "FROM g",
+    7);
+static struct db_stmt q_list =
+    DB_STMT("SELECT coalesce(json_agg(chatd_group_read(x.g, $1, $2, " GROUPS_MEMBERS_LIST ")"
+            "                         ORDER BY (x.g).updated_at DESC, (x.g).id), '[]')::text "
+            "FROM (SELECT g FROM groups g JOIN group_members m ON m.group_id = g.id"
+            "      WHERE m.user_id = $1 ORDER BY g.updated_at DESC, g.id LIMIT $3 OFFSET $4) x",
+            4);
+static struct db_stmt q_get =
+    DB_STMT("SELECT chatd_group_read(g, $2, $3, " GROUPS_MEMBERS_ONE ")::text "
+            "FROM groups g JOIN chatd_group_acl($1, $2, $3) a ON a.id = g.id AND a.visible",
+            3);
 /* $2k+2: whether the field was given, $2k+3: its value. */
-static struct db_stmt q_update = DB_STMT(
-    "WITH a AS (SELECT * FROM chatd_group_acl($1, $2, $3)), "
-    "u AS (UPDATE groups g SET"
-    "        name = CASE WHEN $4 THEN $5 ELSE g.name END,"
-    "        description = CASE WHEN $6 THEN $7 ELSE g.description END,"
-    "        avatar_url = CASE WHEN $8 THEN $9 ELSE g.avatar_url END,"
-    "        is_private = CASE WHEN $10 THEN $11 ELSE g.is_private END,"
-    "        updated_at = now()"
-    "      FROM a WHERE g.id = a.id AND a.visible AND a.manage RETURNING g) "
-    "SELECT a.visible, a.manage,"
-    "       (SELECT chatd_group_read(u.g, $2, $3, " GROUPS_MEMBERS_ONE ")::text FROM u) "
-    "FROM a", 11);
+static struct db_stmt q_update =
+    DB_STMT("WITH a AS (SELECT * FROM chatd_group_acl($1, $2, $3)), "
+            "u AS (UPDATE groups g SET"
+            "        name = CASE WHEN $4 THEN $5 ELSE g.name END,"
+            "        description = CASE WHEN $6 THEN $7 ELSE g.description END,"
+            "        avatar_url = CASE WHEN $8 THEN $9 ELSE g.avatar_url END,"
+            "        is_private = CASE WHEN $10 THEN $11 ELSE g.is_private END,"
+            "        updated_at = now()"
+            "      FROM a WHERE g.id = a.id AND a.visible AND a.manage RETURNING g) "
+            "SELECT a.visible, a.manage,"
+            "       (SELECT chatd_group_read(u.g, $2, $3, " GROUPS_MEMBERS_ONE ")::text FROM u) "
+            "FROM a",
+            11);
 /* The group's members are read from the statement's snapshot: as they were before the delete. */
 static struct db_stmt q_delete = DB_STMT(
     "WITH a AS (SELECT * FROM chatd_group_acl($1, $2, $3)), "
@@ -70,7 +74,8 @@ static struct db_stmt q_delete = DB_STMT(
     "SELECT a.visible, EXISTS (SELECT 1 FROM d),"
     "       (SELECT string_agg(x.user_id::text, ' ') FROM (SELECT m.user_id FROM group_members m"
     "        WHERE m.group_id = a.id LIMIT " GROUPS_DELETE_NOTIFY_MAX ") x) "
-    "FROM a", 3);
+    "FROM a",
+    3);
 static struct db_stmt q_member_add = DB_STMT(
     "WITH a AS (SELECT * FROM chatd_group_acl($1, $2, $3)), "
     "t AS (SELECT u FROM users u WHERE u.id = $4), "
@@ -80,9 +85,10 @@ static struct db_stmt q_member_add = DB_STMT(
     "touch AS (UPDATE groups g SET updated_at = now() FROM ins WHERE g.id = (ins.gm).group_id) "
     "SELECT a.visible, a.manage, EXISTS (SELECT 1 FROM t),"
     "       (SELECT chatd_member_read(ins.gm, t.u, $2, $3)::text FROM ins, t) "
-    "FROM a", 4);
-static struct db_stmt q_member_remove = DB_STMT(
-    "SELECT chatd_group_remove_member($1, $2, $3, $4)", 4);
+    "FROM a",
+    4);
+static struct db_stmt q_member_remove =
+    DB_STMT("SELECT chatd_group_remove_member($1, $2, $3, $4)", 4);
 
 static const char *groups_super(struct req *r)
 {

@@ -17,49 +17,56 @@
 
 static struct db_stmt q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
 static struct db_stmt q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
-static struct db_stmt q_send = DB_STMT(
-    "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
+static struct db_stmt q_send =
+    DB_STMT("SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
 
 /* One page, newest first; `after` pages forward from the oldest side so no message is skipped. */
-#define MSG_PAGE(where)                                                                        \
-    "SELECT coalesce(json_agg(chatd_message_read(m, s, $1) ORDER BY m.seq DESC), '[]') FROM ("   \
-    "  SELECT * FROM messages m WHERE " where                                                  \
-    "  AND ($3::bigint IS NULL OR m.seq < $3) AND ($4::bigint IS NULL OR m.seq > $4)"          \
-    "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                        \
+#define MSG_PAGE(where)                                                                            \
+    "SELECT coalesce(json_agg(chatd_message_read(m, s, $1) ORDER BY m.seq DESC), '[]') FROM ("     \
+    "  SELECT * FROM messages m WHERE " where                                                      \
+    "  AND ($3::bigint IS NULL OR m.seq < $3) AND ($4::bigint IS NULL OR m.seq > $4)"              \
+    "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                           \
     "  LIMIT $5 OFFSET $6) m JOIN users s ON s.id = m.sender_id"
 
-static struct db_stmt q_list_private = DB_STMT(MSG_PAGE(
-    "m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
-    " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"), 6);
-static struct db_stmt q_list_group = DB_STMT(MSG_PAGE(
-    "m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
-    " WHERE gm.group_id = $2 AND gm.user_id = $1)"), 6);
-static struct db_stmt q_list_mine = DB_STMT(MSG_PAGE(
-    "(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
-static struct db_stmt q_is_member = DB_STMT(
-    "SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
+static struct db_stmt q_list_private = DB_STMT(
+    MSG_PAGE("m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
+             " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"),
+    6);
+static struct db_stmt q_list_group =
+    DB_STMT(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
+                     " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
+            6);
+static struct db_stmt q_list_mine =
+    DB_STMT(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
+static struct db_stmt q_is_member =
+    DB_STMT("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
 
-/* Marks read: private → the receiver's flag; group → a message_reads row for a non-sender member. */
-static struct db_stmt q_read = DB_STMT(
-    "WITH m AS (SELECT id, sender_id, receiver_id, group_id FROM messages WHERE id = $1"
-    "           AND deleted_at IS NULL), "
-    "ok AS (SELECT m.* FROM m WHERE (m.receiver_id = $2) OR (m.group_id IS NOT NULL AND"
-    "       m.sender_id <> $2 AND EXISTS (SELECT 1 FROM group_members gm"
-    "       WHERE gm.group_id = m.group_id AND gm.user_id = $2))), "
-    "p AS (UPDATE messages x SET is_read = true FROM ok"
-    "      WHERE x.id = ok.id AND ok.group_id IS NULL AND NOT x.is_read RETURNING x.id), "
-    "g AS (INSERT INTO message_reads (message_id, user_id) SELECT ok.id, $2 FROM ok"
-    "      WHERE ok.group_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING read_at) "
-    "SELECT ok.sender_id, chatd_ts(coalesce((SELECT read_at FROM g), now())) FROM ok", 2);
-static struct db_stmt q_edit = DB_STMT(
-    "WITH u AS (UPDATE messages SET content = $3, edited_at = now() WHERE id = $1"
-    "           AND sender_id = $2 AND deleted_at IS NULL RETURNING *) "
-    "SELECT chatd_message_read(u, s, $2), u.receiver_id, u.group_id, chatd_message_read(u, s, NULL) "
-    "FROM u JOIN users s ON s.id = u.sender_id", 3);
+/* Marks read: private → the receiver's flag; group → a message_reads row for a non-sender member.
+ */
+static struct db_stmt q_read =
+    DB_STMT("WITH m AS (SELECT id, sender_id, receiver_id, group_id FROM messages WHERE id = $1"
+            "           AND deleted_at IS NULL), "
+            "ok AS (SELECT m.* FROM m WHERE (m.receiver_id = $2) OR (m.group_id IS NOT NULL AND"
+            "       m.sender_id <> $2 AND EXISTS (SELECT 1 FROM group_members gm"
+            "       WHERE gm.group_id = m.group_id AND gm.user_id = $2))), "
+            "p AS (UPDATE messages x SET is_read = true FROM ok"
+            "      WHERE x.id = ok.id AND ok.group_id IS NULL AND NOT x.is_read RETURNING x.id), "
+            "g AS (INSERT INTO message_reads (message_id, user_id) SELECT ok.id, $2 FROM ok"
+            "      WHERE ok.group_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING read_at) "
+            "SELECT ok.sender_id, chatd_ts(coalesce((SELECT read_at FROM g), now())) FROM ok",
+            2);
+static struct db_stmt q_edit =
+    DB_STMT("WITH u AS (UPDATE messages SET content = $3, edited_at = now() WHERE id = $1"
+            "           AND sender_id = $2 AND deleted_at IS NULL RETURNING *) "
+            "SELECT chatd_message_read(u, s, $2), u.receiver_id, u.group_id, chatd_message_read(u, "
+            "s, NULL) "
+            "FROM u JOIN users s ON s.id = u.sender_id",
+            3);
 static struct db_stmt q_delete = DB_STMT(
     "UPDATE messages SET content = '', media_url = NULL, media_type = NULL, deleted_at = now()"
     " WHERE id = $1 AND sender_id = $2 AND deleted_at IS NULL"
-    " RETURNING seq, receiver_id, group_id", 2);
+    " RETURNING seq, receiver_id, group_id",
+    2);
 
 /*
  * Publishes frame to the channels of a conversation; the database stays the
@@ -111,8 +118,7 @@ static int msg_parse_send(struct req *r, const char **params)
     if (!receiver && !group)
         return req_err(r, 400, "Either receiver_id or group_id must be provided");
     if (media_type && strcmp(media_type, "image") && strcmp(media_type, "video"))
-        return req_invalid(r, "body", "media_type", "Input should be 'image' or 'video'",
-                           "enum");
+        return req_invalid(r, "body", "media_type", "Input should be 'image' or 'video'", "enum");
     params[0] = r->user->id;
     params[1] = receiver;
     params[2] = group;
@@ -239,8 +245,9 @@ int h_msg_delete(struct req *r)
         return req_err(r, 503, "Database unavailable");
     if (!PQntuples(res))
         return req_err(r, 404, "Message not found");
-    const char *frame = arena_printf(r->a, "{\"type\":\"message_deleted\",\"id\":\"%s\",\"seq\":%s}",
-                                     r->params[0], PQgetvalue(res, 0, 0));
+    const char *frame =
+        arena_printf(r->a, "{\"type\":\"message_deleted\",\"id\":\"%s\",\"seq\":%s}", r->params[0],
+                     PQgetvalue(res, 0, 0));
     msg_publish(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), frame, 0);
     return resp_raw(r, 204, NULL, NULL, 0);
 }

@@ -82,7 +82,8 @@ static struct db_stmt q_upsert = DB_STMT(
     "                                    refresh_token, account_id, account_email) "
     "        SELECT id, 'google', $4, $5, $6, $1, $2 FROM who WHERE link) "
     "SELECT w.id, w.email, w.username, w.is_active, w.j FROM (SELECT 1) one "
-    "LEFT JOIN who w ON true", 11);
+    "LEFT JOIN who w ON true",
+    11);
 
 static int h_oauth_configured(void)
 {
@@ -123,11 +124,12 @@ int h_oauth_google_authorize(struct req *r)
     const char *ruri = httpc_escape(r->a, h_oauth_redirect_uri(r));
     const char *est = st ? httpc_escape(r->a, st) : NULL;
     const char *url = cid && ruri && est
-        ? arena_printf(r->a, "%s%cresponse_type=code&client_id=%s&redirect_uri=%s"
-                             "&scope=openid%%20email%%20profile&state=%s"
-                             "&access_type=offline&prompt=select_account",
-                       base, strchr(base, '?') ? '&' : '?', cid, ruri, est)
-        : NULL;
+                          ? arena_printf(r->a,
+                                         "%s%cresponse_type=code&client_id=%s&redirect_uri=%s"
+                                         "&scope=openid%%20email%%20profile&state=%s"
+                                         "&access_type=offline&prompt=select_account",
+                                         base, strchr(base, '?') ? '&' : '?', cid, ruri, est)
+                          : NULL;
     if (!url)
         return req_err(r, 413, "Request too large");
     json_object *out = jx_obj(r->a);
@@ -173,9 +175,11 @@ static int h_oauth_exchange(struct req *r, const char *code, struct h_oauth_toke
     const char *sec = httpc_escape(r->a, cfg.google_client_secret);
     const char *uri = httpc_escape(r->a, h_oauth_redirect_uri(r));
     const char *form = c && id && sec && uri
-        ? arena_printf(r->a, "code=%s&client_id=%s&client_secret=%s&redirect_uri=%s"
-                             "&grant_type=authorization_code", c, id, sec, uri)
-        : NULL;
+                           ? arena_printf(r->a,
+                                          "code=%s&client_id=%s&client_secret=%s&redirect_uri=%s"
+                                          "&grant_type=authorization_code",
+                                          c, id, sec, uri)
+                           : NULL;
     struct httpc_resp res;
     memset(t, 0, sizeof(*t));
     if (!form || httpc_post_form(r->a, cfg.google_token_url, form, &res) < 0)
@@ -282,9 +286,17 @@ static PGresult *h_oauth_upsert(struct req *r, const struct h_oauth_profile *p,
         *status = req_err(r, 503, "Cannot hash password");
         return NULL;
     }
-    const char *params[] = {p->sub, p->email, p->email_verified ? "true" : "false", t->access,
-                            t->expires_at, t->refresh, h_oauth_username(r, p->email), hash,
-                            p->first_name, p->last_name, p->picture};
+    const char *params[] = {p->sub,
+                            p->email,
+                            p->email_verified ? "true" : "false",
+                            t->access,
+                            t->expires_at,
+                            t->refresh,
+                            h_oauth_username(r, p->email),
+                            hash,
+                            p->first_name,
+                            p->last_name,
+                            p->picture};
     enum db_err err = DB_OK;
     /* Two first logins of one account (or a taken username) race on a unique key: run again. */
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -302,8 +314,8 @@ static PGresult *h_oauth_upsert(struct req *r, const struct h_oauth_profile *p,
 static int h_oauth_success(struct req *r, PGresult *res)
 {
     json_object *out = jx_obj(r->a);
-    int rc = auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                        out, 1);
+    int rc =
+        auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), out, 1);
     if (rc)
         return rc;
     const char *to = cfg.oauth_success_redirect;

@@ -21,8 +21,8 @@ int h_health(struct req *r)
     int db_ok = db_exec_simple("SELECT 1") == 0;
     int rds_ok = rds_ping() == 0;
     json_object *o = jx_obj(r->a);
-    json_object_object_add(o, "status", json_object_new_string(db_ok && rds_ok ? "healthy"
-                                                                               : "unhealthy"));
+    json_object_object_add(o, "status",
+                           json_object_new_string(db_ok && rds_ok ? "healthy" : "unhealthy"));
     json_object_object_add(o, "version", json_object_new_string(CHATD_VERSION));
     json_object_object_add(o, "database", json_object_new_string(db_ok ? "ok" : "error"));
     json_object_object_add(o, "redis", json_object_new_string(rds_ok ? "ok" : "error"));

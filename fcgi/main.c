@@ -69,7 +69,8 @@ static void main_reap(int listen_fd, int stopping)
             else
                 log_warn("worker %d exited with status %d; replacing it", (int)pid,
                          WEXITSTATUS(status));
-            /* A worker that dies at once (bad config, no memory) is not respawned in a tight loop. */
+            /* A worker that dies at once (bad config, no memory) is not respawned in a tight loop.
+             */
             if (time(NULL) - main_slots[i].started < 1)
                 sleep(1);
             main_spawn(listen_fd, i);

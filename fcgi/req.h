@@ -24,15 +24,15 @@ struct req {
     double t_start;
 
     const char *method;
-    const char *path;       /* decoded, as nginx normalised it */
-    const char *query;      /* raw query string, "" when none */
-    const char *origin;     /* NULL when absent */
+    const char *path;   /* decoded, as nginx normalised it */
+    const char *query;  /* raw query string, "" when none */
+    const char *origin; /* NULL when absent */
     const char *req_id;
     const char *remote_addr;
     long content_length;
-    char *body;             /* NUL-terminated; NULL when empty */
+    char *body; /* NUL-terminated; NULL when empty */
     size_t body_len;
-    json_object *json;      /* parsed body of R_JSON routes; owned by the arena */
+    json_object *json; /* parsed body of R_JSON routes; owned by the arena */
 
     const char *params[REQ_MAX_PARAMS]; /* typed path parameters, in order */
     int nparams;
@@ -42,8 +42,8 @@ struct req {
     /* response state */
     int answered;
     int status;
-    const char *err_detail;     /* "detail": "<text>" */
-    json_object *err_json;      /* any other "detail" shape (422 list, {code, reason}) */
+    const char *err_detail; /* "detail": "<text>" */
+    json_object *err_json;  /* any other "detail" shape (422 list, {code, reason}) */
     struct req_kv out_hdr[REQ_MAX_HEADERS];
     int n_out_hdr;
 };

@@ -30,28 +30,46 @@ int resp_header(struct req *r, const char *key, const char *val)
 static const char *resp_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Request Entity Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 503: return "Service Unavailable";
-    default: return status >= 500 ? "Internal Server Error" : "Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 302:
+        return "Found";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Request Entity Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
     }
 }
 
 /* libfcgi's own printf knows no %zu and silently eats what follows: format with libc. */
-static void resp_printf(FCGX_Stream *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void resp_printf(FCGX_Stream *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void resp_printf(FCGX_Stream *out, const char *fmt, ...)
 {
     char line[4096];
@@ -75,11 +93,11 @@ static void resp_common_headers(struct req *r, FCGX_Stream *out)
         FCGX_PutS("Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n", out);
     if (r->origin && cfg_origin_allowed(r->origin, strlen(r->origin)))
         resp_printf(out,
-                     "Access-Control-Allow-Origin: %s\r\n"
-                     "Access-Control-Allow-Credentials: true\r\n"
-                     "Access-Control-Expose-Headers: X-Process-Time\r\n"
-                     "Vary: Origin\r\n",
-                     r->origin);
+                    "Access-Control-Allow-Origin: %s\r\n"
+                    "Access-Control-Allow-Credentials: true\r\n"
+                    "Access-Control-Expose-Headers: X-Process-Time\r\n"
+                    "Vary: Origin\r\n",
+                    r->origin);
     resp_printf(out, "X-Process-Time: %.6f\r\n", resp_now() - r->t_start);
 }
 
@@ -91,8 +109,7 @@ int resp_raw(struct req *r, int status, const char *ctype, const char *body, siz
     resp_printf(out, "Status: %d %s\r\n", status, resp_reason(status));
     if (ctype)
         resp_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
-    for (int i = 0; i < r->n_out_hdr; i++)
-    {
+    for (int i = 0; i < r->n_out_hdr; i++) {
         FCGX_PutS(r->out_hdr[i].key, out);
         FCGX_PutS(": ", out);
         FCGX_PutS(r->out_hdr[i].val, out);
@@ -120,15 +137,13 @@ int resp_error(struct req *r, int status)
     if (r->err_json)
         json_object_object_add(o, "detail", json_object_get(r->err_json));
     else
-        json_object_object_add(o, "detail",
-                               json_object_new_string(r->err_detail ? r->err_detail
-                                                                    : resp_reason(status)));
+        json_object_object_add(
+            o, "detail",
+            json_object_new_string(r->err_detail ? r->err_detail : resp_reason(status)));
     if (status >= 500)
-        log_error("%s %s -> %d %s", r->method, r->path, status,
-                  r->err_detail ? r->err_detail : "");
+        log_error("%s %s -> %d %s", r->method, r->path, status, r->err_detail ? r->err_detail : "");
     else
-        log_info("%s %s -> %d %s", r->method, r->path, status,
-                 r->err_detail ? r->err_detail : "");
+        log_info("%s %s -> %d %s", r->method, r->path, status, r->err_detail ? r->err_detail : "");
     if (status == 401 && !r->answered)
         resp_header(r, "WWW-Authenticate", "Bearer");
     resp_json(r, status, o);

@@ -101,8 +101,8 @@ static int route_type_ok(const char *type, size_t tl, const char *s, size_t n)
     return n > 0;
 }
 
-int route_match(const char *pattern, const char *path, const char **params, int *nparams,
-                char *bad, size_t badlen, struct req *r)
+int route_match(const char *pattern, const char *path, const char **params, int *nparams, char *bad,
+                size_t badlen, struct req *r)
 {
     int typed_ok = 1;
     *nparams = 0;
@@ -184,7 +184,8 @@ static const struct route *route_find(struct req *r, int *status)
         if (m == 0)
             continue;
         if (!route_method_is(rt, r->method)) {
-            if (!strstr(allow, rt->method) && strlen(allow) + strlen(rt->method) + 3 < sizeof(allow))
+            if (!strstr(allow, rt->method) &&
+                strlen(allow) + strlen(rt->method) + 3 < sizeof(allow))
                 strcat(strcat(allow, *allow ? ", " : ""), rt->method);
             continue;
         }

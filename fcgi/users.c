@@ -7,10 +7,11 @@
 #include "pw.h"
 #include "req.h"
 
-static struct db_stmt q_insert = DB_STMT(
-    "INSERT INTO users AS u (email, username, hashed_password, first_name, last_name) "
-    "VALUES ($1, $2, $3, $4, $5) "
-    "RETURNING id, email, username, chatd_user_auth(u), chatd_user_read(u)", 5);
+static struct db_stmt q_insert =
+    DB_STMT("INSERT INTO users AS u (email, username, hashed_password, first_name, last_name) "
+            "VALUES ($1, $2, $3, $4, $5) "
+            "RETURNING id, email, username, chatd_user_auth(u), chatd_user_read(u)",
+            5);
 
 int users_parse_new(struct req *r, struct users_new *nu)
 {
@@ -21,8 +22,8 @@ int users_parse_new(struct req *r, struct users_new *nu)
     if (!rc)
         rc = body_str(r, "username", 3, 50, BODY_REQUIRED, &nu->username);
     if (!rc && !body_is_username(nu->username))
-        rc = req_invalid(r, "body", "username",
-                         "String should match pattern '^[A-Za-z0-9_.-]+$'", "string_pattern_mismatch");
+        rc = req_invalid(r, "body", "username", "String should match pattern '^[A-Za-z0-9_.-]+$'",
+                         "string_pattern_mismatch");
     if (!rc)
         rc = body_str(r, "password", 1, 128, BODY_REQUIRED, &nu->password);
     if (!rc)

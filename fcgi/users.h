@@ -25,8 +25,7 @@ int users_parse_new(struct req *r, struct users_new *nu);
  * username, chatd_user_auth json, chatd_user_read json), or NULL with
  * *clash = "email" / "username" on a duplicate, or *status set otherwise.
  */
-PGresult *users_insert(struct req *r, const struct users_new *nu, const char **clash,
-                       int *status);
+PGresult *users_insert(struct req *r, const struct users_new *nu, const char **clash, int *status);
 
 /* 1 when the password contains the email (the old version's rule). */
 int users_password_has_email(const char *password, const char *email);

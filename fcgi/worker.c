@@ -60,8 +60,8 @@ void worker_main(int listen_fd)
         log_warn("worker: database unreachable at start; retrying per request");
     if (rds_open(cfg.redis_url) < 0)
         log_warn("worker: redis unreachable at start; retrying per request");
-    size_t biggest = (size_t)(cfg.max_body_size > cfg.max_upload_size ? cfg.max_body_size
-                                                                       : cfg.max_upload_size);
+    size_t biggest =
+        (size_t)(cfg.max_body_size > cfg.max_upload_size ? cfg.max_body_size : cfg.max_upload_size);
     struct arena a;
     arena_init(&a, biggest + (16u << 20));
     FCGX_Request f;

@@ -12,10 +12,10 @@ struct arena_block;
 struct arena_defer;
 
 struct arena {
-    struct arena_block *head;  /* current block; the first one is kept across resets */
+    struct arena_block *head; /* current block; the first one is kept across resets */
     struct arena_defer *defers;
-    size_t used;               /* bytes handed out since the last reset */
-    size_t cap;                /* hard limit per request */
+    size_t used; /* bytes handed out since the last reset */
+    size_t cap;  /* hard limit per request */
 };
 
 void arena_init(struct arena *a, size_t cap);

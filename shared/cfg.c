@@ -24,11 +24,26 @@ struct cfg_key {
 };
 
 #define F(field) offsetof(struct cfg, field)
-#define S(name, field, def) {name, CFG_STR, F(field), def, 0, 0, 0}
-#define SECRET(name, field) {name, CFG_STR, F(field), "", 0, 0, CFG_SECRET}
-#define I(name, field, def, lo, hi) {name, CFG_INT, F(field), def, lo, hi, 0}
-#define L(name, field, def, lo, hi) {name, CFG_LONG, F(field), def, lo, hi, 0}
-#define B(name, field, def) {name, CFG_BOOL, F(field), def, 0, 1, 0}
+#define S(name, field, def)                                                                        \
+    {                                                                                              \
+        name, CFG_STR, F(field), def, 0, 0, 0                                                      \
+    }
+#define SECRET(name, field)                                                                        \
+    {                                                                                              \
+        name, CFG_STR, F(field), "", 0, 0, CFG_SECRET                                              \
+    }
+#define I(name, field, def, lo, hi)                                                                \
+    {                                                                                              \
+        name, CFG_INT, F(field), def, lo, hi, 0                                                    \
+    }
+#define L(name, field, def, lo, hi)                                                                \
+    {                                                                                              \
+        name, CFG_LONG, F(field), def, lo, hi, 0                                                   \
+    }
+#define B(name, field, def)                                                                        \
+    {                                                                                              \
+        name, CFG_BOOL, F(field), def, 0, 1, 0                                                     \
+    }
 
 /* The one table of settings; .env.example and the README list the same keys (t/0010). */
 static const struct cfg_key cfg_table[] = {
@@ -52,7 +67,8 @@ static const struct cfg_key cfg_table[] = {
     S("GOOGLE_REDIRECT_URI", google_redirect_uri, ""),
     S("GOOGLE_AUTHORIZE_URL", google_authorize_url, "https://accounts.google.com/o/oauth2/v2/auth"),
     S("GOOGLE_TOKEN_URL", google_token_url, "https://oauth2.googleapis.com/token"),
-    S("GOOGLE_USERINFO_URL", google_userinfo_url, "https://openidconnect.googleapis.com/v1/userinfo"),
+    S("GOOGLE_USERINFO_URL", google_userinfo_url,
+      "https://openidconnect.googleapis.com/v1/userinfo"),
     S("OAUTH_SUCCESS_REDIRECT", oauth_success_redirect, "/"),
     {"SMTP_URL", CFG_STR, F(smtp_url), "", 0, 0, CFG_SECRET},
     S("MAIL_FROM", mail_from, "chatd@localhost"),
@@ -181,14 +197,16 @@ static int cfg_check_secret(const char *name, const char *v, char *err, size_t e
     if (cfg.debug)
         return 0;
     if (strlen(v) < 32) {
-        snprintf(err, errlen, "%s: must be set to at least 32 random characters when DEBUG is false",
-                 name);
+        snprintf(err, errlen,
+                 "%s: must be set to at least 32 random characters when DEBUG is false", name);
         return -1;
     }
     for (size_t i = 0; i < sizeof(cfg_example_secrets) / sizeof(*cfg_example_secrets); i++)
         if (!strcmp(v, cfg_example_secrets[i])) {
-            snprintf(err, errlen, "%s: still the example value; set a random secret "
-                     "(e.g. openssl rand -hex 32) or DEBUG=true", name);
+            snprintf(err, errlen,
+                     "%s: still the example value; set a random secret "
+                     "(e.g. openssl rand -hex 32) or DEBUG=true",
+                     name);
             return -1;
         }
     return 0;
@@ -214,7 +232,8 @@ static int cfg_split(const char *name, const char *s, struct cfg_list *l, char *
         free(copy);
         l->n = 0;
         l->buf = NULL;
-        snprintf(err, errlen, "%s: expected a comma-separated list without spaces or brackets", name);
+        snprintf(err, errlen, "%s: expected a comma-separated list without spaces or brackets",
+                 name);
         return -1;
     }
     l->buf = copy;
@@ -309,7 +328,8 @@ void cfg_print(void)
 int cfg_origin_allowed(const char *origin, size_t len)
 {
     for (int i = 0; i < cfg.cors_origins.n; i++)
-        if (strlen(cfg.cors_origins.item[i]) == len && !memcmp(cfg.cors_origins.item[i], origin, len))
+        if (strlen(cfg.cors_origins.item[i]) == len &&
+            !memcmp(cfg.cors_origins.item[i], origin, len))
             return 1;
     return 0;
 }

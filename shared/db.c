@@ -9,7 +9,7 @@
 
 static PGconn *db_pg;
 static char *db_url;
-static unsigned db_gen;       /* bumped on every new connection: forgets prepared statements */
+static unsigned db_gen; /* bumped on every new connection: forgets prepared statements */
 static unsigned db_next_id;
 static char db_constraint[64];
 

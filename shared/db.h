@@ -15,11 +15,11 @@ struct arena;
 /* Error classes of a failed query, by SQLSTATE (db_errclass). */
 enum db_err {
     DB_OK = 0,
-    DB_CONFLICT = -1,     /* 23505 unique violation */
-    DB_INVALID = -2,      /* 22xxx data exception, 23503/23514 FK or check violation */
-    DB_RETRY = -3,        /* 40001 serialization, 40P01 deadlock */
-    DB_UNAVAILABLE = -4,  /* no connection, or the connection broke */
-    DB_ERROR = -5,        /* anything else: a bug on our side */
+    DB_CONFLICT = -1,    /* 23505 unique violation */
+    DB_INVALID = -2,     /* 22xxx data exception, 23503/23514 FK or check violation */
+    DB_RETRY = -3,       /* 40001 serialization, 40P01 deadlock */
+    DB_UNAVAILABLE = -4, /* no connection, or the connection broke */
+    DB_ERROR = -5,       /* anything else: a bug on our side */
 };
 
 /*
@@ -29,10 +29,13 @@ enum db_err {
 struct db_stmt {
     const char *sql;
     int nparams;
-    unsigned gen;   /* connection generation it was prepared on; 0 = never */
-    unsigned id;    /* gives the statement its name on the server */
+    unsigned gen; /* connection generation it was prepared on; 0 = never */
+    unsigned id;  /* gives the statement its name on the server */
 };
-#define DB_STMT(sql_, n_) {(sql_), (n_), 0, 0}
+#define DB_STMT(sql_, n_)                                                                          \
+    {                                                                                              \
+        (sql_), (n_), 0, 0                                                                         \
+    }
 
 /* Opens the process's connection (once per fcgi worker); -1 when unreachable (retried later). */
 int db_open(const char *url);

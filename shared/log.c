@@ -49,9 +49,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s[%d]",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), log_names[level], log_prog,
-                     (int)getpid());
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), log_names[level], log_prog, (int)getpid());
     if (log_req[0] && n < (int)sizeof(line))
         n += snprintf(line + n, sizeof(line) - n, " req=%s", log_req);
     if (log_user[0] && n < (int)sizeof(line))

@@ -147,10 +147,7 @@ long rds_incr_window(const char *key, int window_s, long *ttl)
 int rds_set_nx(const char *key, int ttl_s)
 {
     redisReply *r = rds_raw("SET %s 1 NX EX %d", key, ttl_s);
-    int rc = !r ? -1
-             : r->type == REDIS_REPLY_STATUS ? 1
-             : r->type == REDIS_REPLY_NIL    ? 0
-                                             : -1;
+    int rc = !r ? -1 : r->type == REDIS_REPLY_STATUS ? 1 : r->type == REDIS_REPLY_NIL ? 0 : -1;
     freeReplyObject(r);
     return rc;
 }

@@ -10,8 +10,8 @@
 #include "cfg.h"
 
 struct tok_spec {
-    const char *aud;   /* NULL: no audience claim */
-    const char *type;  /* NULL: no type claim */
+    const char *aud;  /* NULL: no audience claim */
+    const char *type; /* NULL: no type claim */
     int refresh_key;
 };
 

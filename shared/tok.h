@@ -5,23 +5,23 @@
 
 /* The token families of API.md; each has its own audience, and access/refresh their own secrets. */
 enum tok_kind {
-    TOK_ACCESS,       /* SECRET_KEY, aud fastapi-users:auth, type access */
-    TOK_REFRESH,      /* REFRESH_SECRET_KEY, type refresh, sid = auth_sessions.id */
-    TOK_RESET,        /* SECRET_KEY, aud fastapi-users:reset, fgp = password fingerprint */
-    TOK_VERIFY,       /* SECRET_KEY, aud fastapi-users:verify, email */
-    TOK_OAUTH_STATE,  /* SECRET_KEY, aud fastapi-users:oauth-state */
+    TOK_ACCESS,      /* SECRET_KEY, aud fastapi-users:auth, type access */
+    TOK_REFRESH,     /* REFRESH_SECRET_KEY, type refresh, sid = auth_sessions.id */
+    TOK_RESET,       /* SECRET_KEY, aud fastapi-users:reset, fgp = password fingerprint */
+    TOK_VERIFY,      /* SECRET_KEY, aud fastapi-users:verify, email */
+    TOK_OAUTH_STATE, /* SECRET_KEY, aud fastapi-users:oauth-state */
 };
 
 /* Seconds of clock skew tolerated on exp and iat. */
 #define TOK_LEEWAY 10
 
 struct tok_claims {
-    char sub[40];        /* user id (empty for oauth state) */
+    char sub[40]; /* user id (empty for oauth state) */
     char jti[40];
-    char sid[40];        /* refresh: the login session */
+    char sid[40]; /* refresh: the login session */
     char email[321];
     char username[51];
-    char fgp[65];        /* reset: fingerprint of the password hash it may replace */
+    char fgp[65]; /* reset: fingerprint of the password hash it may replace */
     long iat, exp;
 };
 
