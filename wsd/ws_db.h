@@ -1,0 +1,44 @@
+#ifndef CHATD_WS_DB_H
+#define CHATD_WS_DB_H
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+/* Most jobs waiting per lane; ws_db_query() refuses more (the caller answers "busy"). */
+#define WS_DB_MAX_QUEUED 4096
+
+/*
+ * Called once per job: res is the statement's result (check PQresultStatus),
+ * or NULL when the job could not run (connection lost, shutting down). res is
+ * cleared after the call returns.
+ */
+typedef void ws_db_fn(void *arg, PGresult *res);
+
+struct ws_db;
+
+/*
+ * Opens `lanes` Postgres connections (non-blocking, on loop). Each lane runs
+ * its jobs one at a time in the order they were queued, so jobs that must not
+ * overtake each other (one user's sends) go to the same lane. A lost
+ * connection is reopened with a backoff of 200 ms doubling to 2 s; queued jobs
+ * wait for it. Returns NULL when memory is short. The caller owns the
+ * result: ws_db_stop(), run the loop until its handles are closed, ws_db_free().
+ */
+struct ws_db *ws_db_new(uv_loop_t *loop, const char *url, unsigned lanes);
+
+/*
+ * Queues sql with text parameters (copied; NULL = SQL NULL) on lane
+ * (lane % lanes). sql must outlive the job (a string literal). Returns 0, or
+ * -1 when the lane's queue is full or memory is short (fn is not called).
+ */
+int ws_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
+                const char *const *params, ws_db_fn *fn, void *arg);
+
+/* 1 when every lane is connected. */
+int ws_db_is_up(const struct ws_db *d);
+
+/* Fails every queued job (fn with NULL), disconnects, stops retrying. */
+void ws_db_stop(struct ws_db *d);
+void ws_db_free(struct ws_db *d);
+
+#endif
