@@ -5,6 +5,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,6 +434,50 @@ int ws_bus_is_up(const struct ws_bus *b)
 size_t ws_bus_count(const struct ws_bus *b)
 {
     return b->count;
+}
+
+struct ws_bus_cmd {
+    ws_bus_reply_fn *fn;
+    void *arg;
+};
+
+static void ws_bus_on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct ws_bus_cmd *c = privdata;
+    (void)ac;
+    if (c->fn)
+        c->fn(c->arg, reply);
+    free(c);
+}
+
+static int ws_bus_vcommand(struct ws_bus *b, ws_bus_reply_fn *fn, void *arg, const char *fmt,
+                           va_list ap)
+{
+    struct ws_bus_cmd *c;
+    if (b->state != WS_BUS_UP || !b->ac || !(c = malloc(sizeof(*c))))
+        return -1;
+    c->fn = fn;
+    c->arg = arg;
+    if (redisvAsyncCommand(b->ac, ws_bus_on_cmd_reply, c, fmt, ap) != REDIS_OK) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int ws_bus_command(struct ws_bus *b, ws_bus_reply_fn *fn, void *arg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = ws_bus_vcommand(b, fn, arg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ws_bus_publish(struct ws_bus *b, const char *channel, const char *payload, size_t len,
+                   ws_bus_reply_fn *fn, void *arg)
+{
+    return ws_bus_command(b, fn, arg, "PUBLISH %s %b", channel, payload, len);
 }
 
 void ws_bus_stop(struct ws_bus *b)

@@ -18,6 +18,7 @@ typedef void ws_bus_fn(void *arg, const char *channel, const char *payload, size
 typedef void ws_bus_state_fn(void *arg, int up);
 
 struct ws_bus;
+struct redisReply;
 
 /*
  * Starts the Redis pub/sub connection of url (redis://[:pw@]host[:port][/db])
@@ -49,6 +50,18 @@ int ws_bus_is_up(const struct ws_bus *b);
 
 /* Number of subscribed channels. */
 size_t ws_bus_count(const struct ws_bus *b);
+
+/*
+ * A second connection of the same kind carries commands (a subscribed Redis
+ * connection cannot PUBLISH): ws_bus_new() it again and use only these.
+ * fn gets the reply, or NULL when the command failed (connection lost or
+ * down); the reply is freed after fn returns. fn may be NULL. Returns 0, or
+ * -1 when the connection is down (fn is then not called).
+ */
+typedef void ws_bus_reply_fn(void *arg, const struct redisReply *reply);
+int ws_bus_command(struct ws_bus *b, ws_bus_reply_fn *fn, void *arg, const char *fmt, ...);
+int ws_bus_publish(struct ws_bus *b, const char *channel, const char *payload, size_t len,
+                   ws_bus_reply_fn *fn, void *arg);
 
 /* Disconnects and stops retrying; the loop then closes the bus's handles. */
 void ws_bus_stop(struct ws_bus *b);
