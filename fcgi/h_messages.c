@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "bus.h"
 #include "body.h"
 #include "cfg.h"
 #include "db.h"
@@ -76,20 +77,14 @@ static struct db_stmt q_delete = DB_STMT(
 static void msg_publish(struct req *r, const char *receiver, const char *group, const char *frame,
                         int legacy)
 {
-    size_t len = strlen(frame);
-    const char *chans[3];
-    int n = 0;
-    if (group && *group) {
-        chans[n++] = arena_printf(r->a, "chatd:group:%s", group);
-        if (legacy)
-            chans[n++] = arena_printf(r->a, "chat:messages:%s", group);
-    } else {
-        chans[n++] = arena_printf(r->a, "chatd:user:%s", receiver);
-        chans[n++] = arena_printf(r->a, "chatd:user:%s", r->user->id);
-    }
-    for (int i = 0; i < n; i++)
-        if (chans[i] && rds_publish(chans[i], frame, len) < 0)
-            log_warn("publish to %s failed; clients recover with sync", chans[i]);
+    const char *chans;
+    if (group && *group)
+        chans = legacy ? arena_printf(r->a, "chatd:group:%s chat:messages:%s", group, group)
+                       : arena_printf(r->a, "chatd:group:%s", group);
+    else
+        chans = arena_printf(r->a, "chatd:user:%s chatd:user:%s", receiver, r->user->id);
+    if (chans && frame)
+        bus_fanout(r->a, chans, frame);
 }
 
 /* {"type":"<type>", ...json object fields} without re-serialising the object. */
@@ -211,9 +206,8 @@ int h_msg_read(struct req *r)
     const char *frame = arena_printf(
         r->a, "{\"type\":\"read\",\"message_id\":\"%s\",\"reader_id\":\"%s\",\"read_at\":\"%s\"}",
         r->params[0], r->user->id, PQgetvalue(res, 0, 1));
-    const char *chan = arena_printf(r->a, "chatd:user:%s", PQgetvalue(res, 0, 0));
-    if (frame && chan && rds_publish(chan, frame, strlen(frame)) < 0)
-        log_warn("publish to %s failed", chan);
+    if (frame)
+        bus_publish(r->a, "user", PQgetvalue(res, 0, 0), frame);
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 

@@ -11,9 +11,6 @@
 #include "req.h"
 #include "resp.h"
 
-/* Contacts' channels and group channels that one online_status change reaches. */
-#define USERS_FANOUT_MAX "5000"
-
 static struct db_stmt q_me =
     DB_STMT("SELECT chatd_user_public(u, true)::text FROM users u WHERE u.id = $1", 1);
 static struct db_stmt q_get =
@@ -29,24 +26,8 @@ static struct db_stmt q_update =
             " updated_at = now() "
             "WHERE u.id = $1 RETURNING chatd_user_public(u, true)::text",
             11);
-/*
- * Sets the flag and returns the online_status frame with the channels to
- * publish it on: every user who has the caller as a contact, every group
- * the caller is in (each list capped at USERS_FANOUT_MAX).
- */
-static struct db_stmt q_online =
-    DB_STMT("WITH u AS (UPDATE users SET is_online = $2,"
-            "           last_seen = CASE WHEN $2 THEN last_seen ELSE now() END"
-            "           WHERE id = $1 RETURNING id, is_online, last_seen) "
-            "SELECT json_build_object('type', 'online_status', 'user_id', u.id,"
-            "        'is_online', u.is_online, 'last_seen', chatd_ts(u.last_seen))::text,"
-            "       concat_ws(' ',"
-            "        (SELECT string_agg('chatd:user:' || x.user_id, ' ') FROM (SELECT c.user_id"
-            "         FROM contacts c WHERE c.contact_id = u.id LIMIT " USERS_FANOUT_MAX ") x),"
-            "        (SELECT string_agg('chatd:group:' || x.group_id, ' ') FROM (SELECT m.group_id"
-            "         FROM group_members m WHERE m.user_id = u.id LIMIT " USERS_FANOUT_MAX ") x)) "
-            "FROM u",
-            2);
+/* The online_status frame and its channels (schema/0005_presence.sql). */
+static struct db_stmt q_online = DB_STMT("SELECT frame, channels FROM chatd_set_online($1, $2)", 2);
 static struct db_stmt q_search = DB_STMT("SELECT chatd_user_search($1, $2, $3, $4)::text", 4);
 
 static const char *users_super(struct req *r)
