@@ -79,6 +79,7 @@ static const struct cfg_key cfg_table[] = {
     S("FCGI_SOCKET", fcgi_socket, "./var/run/fcgi.sock"),
     S("WSD_HOST", wsd_host, "127.0.0.1"),
     I("WSD_PORT", wsd_port, "8001", 1, 65535),
+    I("WSD_PRESENCE_TTL", wsd_presence_ttl, "30", 3, 300),
     I("RATE_LIMIT_LOGIN_PER_MINUTE", rate_login_per_minute, "10", 0, 1000000),
     I("RATE_LIMIT_REGISTER_PER_HOUR", rate_register_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_MESSAGES_PER_10S", rate_messages_per_10s, "30", 0, 1000000),

@@ -47,6 +47,7 @@ struct cfg {
     char *fcgi_socket;
     char *wsd_host;
     int wsd_port;
+    int wsd_presence_ttl;
     int rate_login_per_minute;
     int rate_register_per_hour;
     int rate_messages_per_10s;

@@ -1,0 +1,38 @@
+#ifndef CHATD_WS_PRESENCE_H
+#define CHATD_WS_PRESENCE_H
+
+#include <uv.h>
+
+struct ws_bus;
+struct ws_db;
+
+/*
+ * Presence across every wsd instance, kept in Redis (README "Presence"):
+ * a user is online from their first connection on any instance to their last.
+ * Each instance announces itself with a heartbeat key that expires 30 s after
+ * its last refresh; every instance sweeps the users of instances whose
+ * heartbeat is gone, so users of a killed instance go offline within ~45 s.
+ * Transitions update users.is_online/last_seen and publish online_status
+ * (chatd_set_online in schema/0005_presence.sql).
+ */
+struct ws_presence;
+
+/* cmd: a command ws_bus (not the subscriber); db: the Postgres lanes. Never NULL args. */
+struct ws_presence *ws_presence_new(uv_loop_t *loop, struct ws_bus *cmd, struct ws_db *db);
+
+/* An authenticated connection of user_id opened / closed on this instance. */
+void ws_presence_open(struct ws_presence *p, const char *user_id);
+void ws_presence_close(struct ws_presence *p, const char *user_id);
+
+/* This instance's id (a random UUID chosen at start). */
+const char *ws_presence_instance(const struct ws_presence *p);
+
+/*
+ * Stops the timers; with graceful set, this instance's users are marked gone
+ * at once (a clean shutdown does not wait for the sweep). Then run the loop
+ * and ws_presence_free().
+ */
+void ws_presence_stop(struct ws_presence *p, int graceful);
+void ws_presence_free(struct ws_presence *p);
+
+#endif
