@@ -96,8 +96,8 @@ static void ws_db_lost(struct ws_db_lane *l, const char *why)
         ws_db_job_finish(j, NULL);
     if (l->state == WS_DB_DOWN)
         uv_timer_start(&l->timer, ws_db_on_timer, l->backoff_ms, 0);
-    l->backoff_ms = l->backoff_ms * 2 > WS_DB_BACKOFF_MAX_MS ? WS_DB_BACKOFF_MAX_MS
-                                                             : l->backoff_ms * 2;
+    l->backoff_ms =
+        l->backoff_ms * 2 > WS_DB_BACKOFF_MAX_MS ? WS_DB_BACKOFF_MAX_MS : l->backoff_ms * 2;
 }
 
 static void ws_db_on_io(uv_poll_t *h, int status, int events);

@@ -15,12 +15,11 @@
 
 /* Keys: chatd:presence:<uid> hash instance → local connections; chatd:wsd:users:<inst> set of
  * uids; chatd:wsd:instances set; chatd:wsd:alive:<inst> heartbeat with a TTL. */
-static const char ws_presence_open_lua[] =
-    "local before = redis.call('HLEN', KEYS[1]) "
-    "redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3]) "
-    "redis.call('SADD', KEYS[2], ARGV[2]) "
-    "redis.call('SADD', KEYS[3], ARGV[1]) "
-    "return before";
+static const char ws_presence_open_lua[] = "local before = redis.call('HLEN', KEYS[1]) "
+                                           "redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3]) "
+                                           "redis.call('SADD', KEYS[2], ARGV[2]) "
+                                           "redis.call('SADD', KEYS[3], ARGV[1]) "
+                                           "return before";
 static const char ws_presence_close_lua[] =
     "local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1) "
     "if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('SREM', KEYS[2], ARGV[2]) end "

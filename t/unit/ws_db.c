@@ -1,4 +1,5 @@
-/* Unit tests for wsd/ws_db.c against the run's Postgres (CHATD_TEST_PG_URL): order, errors, reconnects. */
+/* Unit tests for wsd/ws_db.c against the run's Postgres (CHATD_TEST_PG_URL): order, errors,
+ * reconnects. */
 #include "tap.h"
 
 #include <stdlib.h>
@@ -37,7 +38,8 @@ static void wsdb_t_on_after(void *arg, PGresult *res)
 {
     (void)arg;
     wsdb_t_pending--;
-    wsdb_t_after_kill = res && PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    wsdb_t_after_kill =
+        res && PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : 0;
 }
 
 static void wsdb_t_on_kill(void *arg, PGresult *res)
