@@ -160,7 +160,11 @@ sub failed_titles {
 
 $r = run_checks(fake_var_dir('clean', %clean), '');
 is_deeply($r->{failed}, [], 'checks: clean logs pass every automatic check');
-is(scalar @{$r->{passed}}, 4, 'checks: four log checks ran');
+is(scalar @{$r->{passed}}, 5, 'checks: five log checks ran');
+
+$r = run_checks(fake_var_dir('hash', %clean,
+    'fcgi.log' => "2026-01-01T00:00:00.000Z info chat-fcgi[1] oops \$argon2id\$v=19\$m=19456,t=2,p=1\$abc\$def\n"), '');
+like(failed_titles($r), qr/^\[fake\] no secret key or password hash/, 'checks: a password hash in a log fails');
 
 $r = run_checks(fake_var_dir('asan', %clean,
     'fcgi.log' => "==123==ERROR: AddressSanitizer: heap-use-after-free on address 0x1\n"), '');

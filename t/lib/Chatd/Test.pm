@@ -594,6 +594,12 @@ sub check_logs {
     $tb->ok(!@crash, "$pre no process crashed (SEGV/ABRT/BUS/FPE/ILL) per the fcgi/wsd logs")
       or Test::More::diag(join "\n", @crash);
 
+    # Secrets and password hashes never reach a log line (issue 3).
+    my @secret = grep { defined && length } $self->{secret_key}, $self->{refresh_secret_key};
+    my $secret_re = @secret ? join('|', map { quotemeta } @secret, '$argon2id$') : quotemeta('$argon2id$');
+    my @leak = _grep_files(qr/$secret_re/, grep { -f } glob("$log/*.log"));
+    $tb->ok(!@leak, "$pre no secret key or password hash in any log") or Test::More::diag(join "\n", @leak);
+
     my $nginx = $self->{parts} =~ /\bnginx\b/;
     my @err = _grep_files(qr/\[(?:alert|crit|emerg)\]/, grep { -f } "$log/nginx-error.log");
     $tb->ok(!@err, "$pre no [alert]/[crit]/[emerg] in the nginx error log") or Test::More::diag(join "\n", @err);
