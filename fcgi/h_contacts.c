@@ -56,14 +56,11 @@ int h_contacts_add(struct req *r)
 
 int h_contacts_list(struct req *r)
 {
-    long limit, offset;
-    int rc = req_query_long(r, "limit", 1, 100, 50, &limit);
-    if (!rc)
-        rc = req_query_long(r, "offset", 0, 100000, 0, &offset);
+    const char *limit, *offset;
+    int rc = req_page(r, &limit, &offset);
     if (rc)
         return rc;
-    const char *p[] = {r->user->id, r->user->is_superuser ? "t" : "f",
-                       arena_printf(r->a, "%ld", limit), arena_printf(r->a, "%ld", offset)};
+    const char *p[] = {r->user->id, r->user->is_superuser ? "t" : "f", limit, offset};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_list, p, &err);
     if (!res)

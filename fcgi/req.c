@@ -124,6 +124,19 @@ int req_query_long(struct req *r, const char *name, long min, long max, long def
     return 0;
 }
 
+int req_page(struct req *r, const char **limit, const char **offset)
+{
+    long l, o;
+    int rc = req_query_long(r, "limit", 1, 100, 50, &l);
+    if (!rc)
+        rc = req_query_long(r, "offset", 0, 100000, 0, &o);
+    if (rc)
+        return rc;
+    *limit = arena_printf(r->a, "%ld", l);
+    *offset = arena_printf(r->a, "%ld", o);
+    return *limit && *offset ? 0 : req_err(r, 413, "Request too large");
+}
+
 int req_query_uuid(struct req *r, const char *name, const char **out)
 {
     const char *v = req_query(r, name);

@@ -59,6 +59,11 @@ const char *req_query(struct req *r, const char *name);
  * 422 (loc ["query", name]) when malformed or out of range.
  */
 int req_query_long(struct req *r, const char *name, long min, long max, long def, long *out);
+/*
+ * The `limit` (1-100, default 50) and `offset` (0-100000) of a list, as text
+ * for SQL parameters. Returns 0 or 422.
+ */
+int req_page(struct req *r, const char **limit, const char **offset);
 /* A UUID query parameter, lower-cased; *out NULL when absent. Returns 0 or 422. */
 int req_query_uuid(struct req *r, const char *name, const char **out);
 /* A cookie's value; NULL when absent. */
