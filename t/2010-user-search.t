@@ -15,15 +15,7 @@ my $s = Chatd::Test->new(env => {RATE_LIMIT_REGISTER_PER_HOUR => 100000,
 my $t = $s->t;
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
 
-sub register {
-    my ($name, %extra) = @_;
-    my $email = delete $extra{email} // "$name\@example.com";
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => $email, username => $name, password => 'password123', %extra})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, name => $name, h => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 
 my $me = register('john_caller');
 register($_) for qw(johnsmith johnathan_b bigjohn a_bcd axbcd lit_x1 litax1);

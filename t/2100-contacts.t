@@ -14,14 +14,7 @@ my $s = Chatd::Test->new(env => {RATE_LIMIT_REGISTER_PER_HOUR => 100000,
 my $t = $s->t;
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
 
-sub register {
-    my ($name) = @_;
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => "$name\@example.com", username => $name, password => 'password123'})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, name => $name, h => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 my ($alice, $bob, $carol, $dave) = map { register($_) } qw(alice bob carol dave);
 my $URL = $s->url('/api/v1/contacts');
 

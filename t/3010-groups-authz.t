@@ -13,14 +13,7 @@ my $s = Chatd::Test->new(env => {RATE_LIMIT_REGISTER_PER_HOUR => 100000,
     RATE_LIMIT_LOGIN_PER_MINUTE => 100000})->start;
 my $t = $s->t;
 
-sub register {
-    my ($name) = @_;
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => "$name\@example.com", username => $name, password => 'password123'})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, h => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 my %u = map { $_ => register($_ =~ s/-//gr) } qw(non-member member admin creator superuser victim target);
 $s->psql("UPDATE users SET is_superuser = true WHERE id = '$u{superuser}{id}'");
 

@@ -106,14 +106,7 @@ sub drain {
 }
 
 # ---- users and a subscriber ------------------------------------------------------------------
-sub register {
-    my ($name) = @_;
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => "$name\@example.com", username => $name, password => 'password123'})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, h => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 my ($alice, $bob, $carol, $dave) = map { register($_) } qw(alice bob carol dave);
 my %ch = (bob => "chatd:user:$bob->{id}", carol => "chatd:user:$carol->{id}", dave => "chatd:user:$dave->{id}");
 my $sub = redis_connect();

@@ -11,14 +11,7 @@ my $s = Chatd::Test->new->start;
 my $t = $s->t;
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
 
-sub register {
-    my $name = shift;
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => "$name\@example.com", username => $name, password => 'password123'})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, auth => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 sub send_msg {
     my ($from, $body, $status, $title) = @_;
     $t->post_ok($s->url('/api/v1/messages'), $from->{auth}, json => $body)->status_is($status, $title);

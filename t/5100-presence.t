@@ -19,14 +19,7 @@ my @ports = split ' ', $s->env('WSD_PORTS');
 is(scalar @ports, 2, 'two wsd instances');
 
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
-sub register {
-    my $name = shift;
-    $t->post_ok($s->url('/api/v1/auth/register'),
-        json => {email => "$name\@example.com", username => $name, password => 'password123'})
-      ->status_is(201, "register $name");
-    my $j = $t->tx->res->json;
-    return {id => $j->{user}{id}, token => $j->{access_token}, auth => {Authorization => "Bearer $j->{access_token}"}};
-}
+sub register { $s->register(@_) }
 
 # A WebSocket client straight to one wsd instance, collecting the frames it receives.
 my $ua = Mojo::UserAgent->new(inactivity_timeout => 30);

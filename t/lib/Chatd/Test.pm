@@ -474,6 +474,21 @@ sub new_t {
 # The stack's default Test::Mojo.
 sub t { my $self = shift; return $self->{t} //= $self->new_t }
 
+# Registers $name through POST /api/v1/auth/register (one assertion) and returns
+# {id, name, token, refresh_token, user, h => {Authorization => "Bearer ..."}, auth => same}.
+# %extra goes into the body (email overrides the default <name>@example.com).
+sub register {
+    my ($self, $name, %extra) = @_;
+    my $t = $self->t;
+    $t->post_ok($self->url('/api/v1/auth/register'),
+        json => {email => "$name\@example.com", username => $name, password => 'password123', %extra})
+      ->status_is(201, "register $name");
+    my $j = $t->tx->res->json // {};
+    my $h = {Authorization => "Bearer " . ($j->{access_token} // '')};
+    return {id => $j->{user}{id}, name => $name, token => $j->{access_token},
+        refresh_token => $j->{refresh_token}, user => $j->{user}, h => $h, auth => $h};
+}
+
 # A Test::Mojo with a WebSocket open to $path (its websocket_ok is the first assertion).
 sub ws {
     my ($self, $path, $headers) = @_;
