@@ -42,20 +42,9 @@ static struct db_stmt q_list_mine =
 static struct db_stmt q_is_member =
     DB_STMT("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
 
-/* Marks read: private → the receiver's flag; group → a message_reads row for a non-sender member.
- */
+/* Marks read (schema/0006_ws.sql, shared with the WebSocket `read` frame of wsd). */
 static struct db_stmt q_read =
-    DB_STMT("WITH m AS (SELECT id, sender_id, receiver_id, group_id FROM messages WHERE id = $1"
-            "           AND deleted_at IS NULL), "
-            "ok AS (SELECT m.* FROM m WHERE (m.receiver_id = $2) OR (m.group_id IS NOT NULL AND"
-            "       m.sender_id <> $2 AND EXISTS (SELECT 1 FROM group_members gm"
-            "       WHERE gm.group_id = m.group_id AND gm.user_id = $2))), "
-            "p AS (UPDATE messages x SET is_read = true FROM ok"
-            "      WHERE x.id = ok.id AND ok.group_id IS NULL AND NOT x.is_read RETURNING x.id), "
-            "g AS (INSERT INTO message_reads (message_id, user_id) SELECT ok.id, $2 FROM ok"
-            "      WHERE ok.group_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING read_at) "
-            "SELECT ok.sender_id, chatd_ts(coalesce((SELECT read_at FROM g), now())) FROM ok",
-            2);
+    DB_STMT("SELECT sender_id, read_at FROM chatd_message_mark_read($1, $2)", 2);
 static struct db_stmt q_edit =
     DB_STMT("WITH u AS (UPDATE messages SET content = $3, edited_at = now() WHERE id = $1"
             "           AND sender_id = $2 AND deleted_at IS NULL RETURNING *) "

@@ -1,7 +1,5 @@
 # WebSocket basics through nginx (WS.md): ping/pong, errors that keep the connection open,
 # the 64 KiB frame limit (close 1009) and handshake refusals (403).
-# The walking skeleton accepts a connection without a token; once token auth lands, pass
-# token => ... to ws_connect_path below and nothing else changes.
 use strict;
 use warnings;
 use Test::More;
@@ -11,10 +9,11 @@ use Chatd::Test;
 use Mojo::Util qw(b64_encode);
 use IO::Select;
 use IO::Socket::INET;
+use Chatd::WsClient;
 
 my $s    = Chatd::Test->new->start;
-my $user = '00000000-0000-0000-0000-000000000001';
-my $path = $s->ws_connect_path($user);
+my $u    = Chatd::WsClient::register($s, 'basics');
+my $path = $s->ws_connect_path($u->{id}, token => $u->{token});
 
 my $ws = $s->ws($path);
 $ws->send_ok({json => {type => 'ping'}}, 'ping sent')
@@ -83,13 +82,8 @@ sub handshake_status {
 
 is(handshake_status($path, Origin => 'http://localhost:3000'), 101, 'an Origin in CORS_ORIGINS_STR is accepted (101)');
 is(handshake_status($path), 101, 'a handshake without Origin (not a browser) is accepted (101)');
-TODO: {
-    # WS.md requires both; the walking skeleton's wsd does neither yet. Drop this TODO with
-    # the WebSocket authentication work (prove reports "TODO passed" once they pass).
-    local $TODO = 'wsd handshake checks (WS.md "Connecting") not implemented yet';
-    is(handshake_status('/api/v1/ws/not-a-uuid'), 403, 'a user id that is not a UUID is refused (403)');
-    is(handshake_status($path, Origin => 'http://evil.example'), 403,
-        'an Origin outside CORS_ORIGINS_STR is refused (403)');
-}
+is(handshake_status('/api/v1/ws/not-a-uuid'), 403, 'a user id that is not a UUID is refused (403)');
+is(handshake_status($path, Origin => 'http://evil.example'), 403,
+    'an Origin outside CORS_ORIGINS_STR is refused (403)');
 
 Chatd::Test::done();

@@ -1,13 +1,18 @@
 /*
  * chat-wsd: the WebSocket daemon. One libuv loop, created here, carries
  * everything: lws runs on it as a foreign loop, hiredis attaches to it
- * (ws_bus), and later the libpq sockets join it through uv_poll.
+ * (ws_bus, twice: subscriber and commands), and the libpq sockets join it
+ * through uv_poll (ws_db).
  */
 #include "cfg.h"
 #include "log.h"
 #include "rds.h"
 #include "ws_bus.h"
+#include "ws_db.h"
+#include "ws_hub.h"
+#include "ws_presence.h"
 #include "ws_proto.h"
+#include "ws_srv.h"
 
 #include <libwebsockets.h>
 #include <netdb.h>
@@ -18,14 +23,22 @@
 
 /* How long connections get to take their 1001 close before the context goes. */
 #define MAIN_DRAIN_MS 2000
+/* How long the last presence updates get to reach Redis and Postgres after that. */
+#define MAIN_FLUSH_MS 1500
+/* Postgres connections (lanes); a user's jobs always go to the same one. */
+#define MAIN_DB_LANES 4
 
 struct main_state {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t stop_timer;
     struct lws_context *ctx; /* NULLed by lws once fully destroyed (info.pcontext) */
-    struct ws_bus *bus;
+    struct ws_srv srv;
     int stopping;
+    int flushing;           /* presence withdrawn; its last updates are on their way */
+    int flush_step;         /* main_flush_step() */
+    unsigned flush_pending; /* barrier replies awaited */
+    int parts_stopped;
     int destroyed;
 };
 
@@ -47,6 +60,25 @@ static void main_close_handles(struct main_state *m)
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
 
+/* Disconnects everything (once); the loop then closes their handles. */
+static void main_stop_parts(struct main_state *m)
+{
+    struct ws_srv *srv = &m->srv;
+    if (m->parts_stopped)
+        return;
+    m->parts_stopped = 1;
+    if (srv->presence && !m->flushing)
+        ws_presence_stop(srv->presence, 1);
+    m->flushing = 1;
+    /* Commands first: a send waiting for its PUBLISH then queues its unlock before the lanes go. */
+    if (srv->cmd)
+        ws_bus_stop(srv->cmd);
+    if (srv->db)
+        ws_db_stop(srv->db);
+    if (srv->sub)
+        ws_bus_stop(srv->sub);
+}
+
 /* lws 4.1 foreign loop: this only starts the teardown; the loop finishes it. */
 static void main_destroy(struct main_state *m)
 {
@@ -54,6 +86,7 @@ static void main_destroy(struct main_state *m)
         return;
     m->destroyed = 1;
     lws_context_destroy(m->ctx);
+    main_stop_parts(m);
     main_close_handles(m);
 }
 
@@ -62,11 +95,65 @@ static void main_on_stop_timer(uv_timer_t *t)
     main_destroy(t->data);
 }
 
-/* Called from inside an lws callback: only schedule the destroy. */
+static void main_flush_step(struct main_state *m);
+
+static void main_on_barrier(struct main_state *m)
+{
+    if (--m->flush_pending == 0 && !m->destroyed)
+        main_flush_step(m);
+}
+
+static void main_on_cmd_barrier(void *arg, const struct redisReply *r)
+{
+    (void)r;
+    main_on_barrier(arg);
+}
+
+static void main_on_db_barrier(void *arg, PGresult *res)
+{
+    (void)res;
+    main_on_barrier(arg);
+}
+
+/*
+ * The last presence updates cross Redis (EVAL), then Postgres (is_online),
+ * then Redis again (online_status): step 1 a PING, 2 a query on every lane,
+ * 3 a PING, each answered after what was queued before it. Then the end.
+ */
+static void main_flush_step(struct main_state *m)
+{
+    struct ws_srv *srv = &m->srv;
+    while (m->flush_step < 3) {
+        if (++m->flush_step == 2) {
+            for (unsigned i = 0; i < MAIN_DB_LANES; i++)
+                if (ws_db_query(srv->db, i, "SELECT 1", 0, NULL, main_on_db_barrier, m) == 0)
+                    m->flush_pending++;
+        } else if (ws_bus_command(srv->cmd, main_on_cmd_barrier, m, "PING") == 0) {
+            m->flush_pending++;
+        }
+        if (m->flush_pending)
+            return;
+    }
+    uv_timer_start(&m->stop_timer, main_on_stop_timer, 0, 0);
+}
+
+static void main_on_flush_timer(uv_timer_t *t)
+{
+    struct main_state *m = t->data;
+    if (m->flushing)
+        return;
+    /* Every connection is closed (or the drain timed out): this instance withdraws. */
+    ws_presence_stop(m->srv.presence, 1);
+    m->flushing = 1;
+    uv_timer_start(&m->stop_timer, main_on_stop_timer, MAIN_FLUSH_MS, 0);
+    main_flush_step(m);
+}
+
+/* Called from inside an lws callback: only schedule the rest. */
 static void main_on_drained(void *arg)
 {
     struct main_state *m = arg;
-    uv_timer_start(&m->stop_timer, main_on_stop_timer, 0, 0);
+    uv_timer_start(&m->stop_timer, main_on_flush_timer, 0, 0);
 }
 
 static void main_on_signal(uv_signal_t *h, int signum)
@@ -80,8 +167,8 @@ static void main_on_signal(uv_signal_t *h, int signum)
     m->stopping = 1;
     log_info("signal %d: shutting down", signum);
     lws_context_deprecate(m->ctx, NULL); /* closes the listening socket */
-    ws_bus_stop(m->bus);
-    uv_timer_start(&m->stop_timer, main_on_stop_timer, MAIN_DRAIN_MS, 0);
+    ws_bus_stop(m->srv.sub);             /* no more events: the connections are going */
+    uv_timer_start(&m->stop_timer, main_on_flush_timer, MAIN_DRAIN_MS, 0);
     ws_proto_going_away(m->ctx, main_on_drained, m);
 }
 
@@ -140,6 +227,7 @@ static int main_listen(struct main_state *m)
     info.iface = main_is_wildcard(cfg.wsd_host) ? NULL : ip;
     info.port = cfg.wsd_port;
     info.protocols = ws_proto_protocols;
+    info.user = &m->srv;
     info.retry_and_idle_policy = &ws_proto_retry;
     info.server_string = "chat-wsd";
     /* On failure lws 4.1 may still return the context, half destroyed, when the loop is foreign. */
@@ -172,35 +260,52 @@ static void main_close_loop(uv_loop_t *loop)
         log_warn("event loop still busy at exit");
 }
 
-static int main_start(struct main_state *m)
+/* The Redis connections, the Postgres lanes, the hub and presence, before any client. */
+static int main_parts(struct main_state *m)
 {
-    uv_timer_init(&m->loop, &m->stop_timer);
-    m->stop_timer.data = m;
-    main_watch(m, &m->sigterm, SIGTERM);
-    main_watch(m, &m->sigint, SIGINT);
-    if (main_listen(m) < 0)
-        return -1;
-    m->bus = ws_bus_new(&m->loop, cfg.redis_url);
-    if (!m->bus || ws_bus_subscribe(m->bus, WS_BUS_CTL_CHANNEL, ws_proto_on_ctl, NULL) < 0) {
+    struct ws_srv *srv = &m->srv;
+    srv->loop = &m->loop;
+    srv->sub = ws_bus_new(&m->loop, cfg.redis_url);
+    srv->cmd = ws_bus_new(&m->loop, cfg.redis_url);
+    srv->db = ws_db_new(&m->loop, cfg.database_url, MAIN_DB_LANES);
+    srv->hub = srv->sub ? ws_hub_new(srv->sub) : NULL;
+    srv->presence = srv->cmd && srv->db ? ws_presence_new(&m->loop, srv->cmd, srv->db) : NULL;
+    if (!srv->sub || !srv->cmd || !srv->db || !srv->hub || !srv->presence ||
+        ws_bus_subscribe(srv->sub, WS_BUS_CTL_CHANNEL, ws_proto_on_ctl, NULL) < 0) {
         log_error("out of memory");
         return -1;
     }
     return 0;
 }
 
+static int main_start(struct main_state *m)
+{
+    uv_timer_init(&m->loop, &m->stop_timer);
+    m->stop_timer.data = m;
+    main_watch(m, &m->sigterm, SIGTERM);
+    main_watch(m, &m->sigint, SIGINT);
+    if (main_parts(m) < 0)
+        return -1;
+    return main_listen(m);
+}
+
 /*
  * After uv_run() returned: lws has closed its handles, so a second
- * lws_context_destroy() frees the context; then the bus can go.
+ * lws_context_destroy() frees the context; then the rest can go.
  */
 static void main_finish(struct main_state *m)
 {
+    struct ws_srv *srv = &m->srv;
     if (m->ctx)
         lws_context_destroy(m->ctx);
-    if (m->bus)
-        ws_bus_stop(m->bus);
+    main_stop_parts(m);
     main_close_loop(&m->loop);
-    ws_bus_free(m->bus);
-    m->bus = NULL;
+    ws_presence_free(srv->presence);
+    ws_hub_free(srv->hub);
+    ws_db_free(srv->db);
+    ws_bus_free(srv->cmd);
+    ws_bus_free(srv->sub);
+    memset(srv, 0, sizeof(*srv));
 }
 
 /* Loads the configuration; returns the exit code when there is nothing more to do, else -1. */
@@ -247,8 +352,7 @@ int main(int argc, char **argv)
          * it again before its handles closed would unload lws's libuv plugin
          * under their close callbacks. main_finish() completes it.
          */
-        if (m->bus)
-            ws_bus_stop(m->bus);
+        main_stop_parts(m);
         m->destroyed = 1;
         main_close_handles(m);
     }

@@ -1,10 +1,15 @@
 #include "ws_proto.h"
 
-#include "cfg.h"
 #include "log.h"
+#include "ws_auth.h"
+#include "ws_cmd.h"
 #include "ws_conn.h"
+#include "ws_send.h"
+#include "ws_srv.h"
+#include "ws_sync.h"
 
 #include <json-c/json.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WS_PROTO_NAME "chat"
@@ -19,10 +24,20 @@ struct ws_proto_vhd {
     void *drained_arg;
 };
 
-/* A client message type and its handler; later issues add join_group, message, typing... */
+/*
+ * A client message type and its handler: 0 when it has answered, 1 when a
+ * callback answers later and calls ws_proto_done() (meanwhile the client's
+ * next messages wait, so answers keep the order of the questions).
+ */
 struct ws_proto_cmd {
     const char *type;
-    void (*fn)(struct ws_conn *c, struct json_object *msg);
+    int (*fn)(struct ws_conn *c, struct json_object *msg);
+};
+
+static const struct ws_proto_cmd ws_proto_cmds[] = {
+    {"ping", ws_cmd_ping},    {"join_group", ws_cmd_join}, {"leave_group", ws_cmd_leave},
+    {"message", ws_send_cmd}, {"typing", ws_cmd_typing},   {"read", ws_cmd_read},
+    {"sync", ws_sync_cmd},
 };
 
 const lws_retry_bo_t ws_proto_retry = {
@@ -43,41 +58,6 @@ static struct ws_proto_vhd *ws_proto_vhd_of_ctx(struct lws_context *ctx)
     return lws_protocol_vh_priv_get(vh, lws_vhost_name_to_protocol(vh, WS_PROTO_NAME));
 }
 
-/* Takes ownership of o. */
-static void ws_proto_reply(struct ws_conn *c, struct json_object *o)
-{
-    size_t len;
-    const char *s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    if (s)
-        ws_conn_send(c, s, len);
-    json_object_put(o);
-}
-
-static void ws_proto_error(struct ws_conn *c, const char *message, size_t len)
-{
-    struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "type", json_object_new_string("error"));
-    json_object_object_add(o, "message", json_object_new_string_len(message, (int)len));
-    ws_proto_reply(c, o);
-}
-
-static void ws_proto_error_str(struct ws_conn *c, const char *message)
-{
-    ws_proto_error(c, message, strlen(message));
-}
-
-static void ws_proto_cmd_ping(struct ws_conn *c, struct json_object *msg)
-{
-    static const char pong[] = "{\"type\":\"pong\"}";
-    (void)msg;
-    ws_conn_send(c, pong, sizeof(pong) - 1);
-}
-
-static const struct ws_proto_cmd ws_proto_cmds[] = {
-    {"ping", ws_proto_cmd_ping},
-};
-
 /* The input is valid UTF-8 (lws and json-c check it), so cut on a character boundary. */
 static void ws_proto_error_unknown(struct ws_conn *c, const char *type, size_t len)
 {
@@ -90,7 +70,8 @@ static void ws_proto_error_unknown(struct ws_conn *c, const char *type, size_t l
     }
     memcpy(buf, prefix, sizeof(prefix) - 1);
     memcpy(buf + sizeof(prefix) - 1, type, len);
-    ws_proto_error(c, buf, sizeof(prefix) - 1 + len);
+    buf[sizeof(prefix) - 1 + len] = '\0';
+    ws_conn_error(c, buf, NULL);
 }
 
 static void ws_proto_run(struct ws_conn *c, struct json_object *msg, struct json_object *type)
@@ -99,7 +80,9 @@ static void ws_proto_run(struct ws_conn *c, struct json_object *msg, struct json
     size_t len = (size_t)json_object_get_string_len(type);
     for (size_t i = 0; i < sizeof(ws_proto_cmds) / sizeof(*ws_proto_cmds); i++)
         if (strlen(ws_proto_cmds[i].type) == len && !memcmp(ws_proto_cmds[i].type, t, len)) {
-            ws_proto_cmds[i].fn(c, msg);
+            c->busy = 1;
+            if (ws_proto_cmds[i].fn(c, msg) == 0)
+                c->busy = 0;
             return;
         }
     ws_proto_error_unknown(c, t, len);
@@ -131,16 +114,36 @@ static void ws_proto_dispatch(struct ws_conn *c, const char *buf, size_t len)
 {
     struct json_object *msg, *type;
     if (ws_proto_parse(buf, len, &msg) < 0) {
-        ws_proto_error_str(c, "Invalid JSON");
+        ws_conn_error(c, "Invalid JSON", NULL);
         return;
     }
     if (!json_object_is_type(msg, json_type_object) ||
         !json_object_object_get_ex(msg, "type", &type) ||
         !json_object_is_type(type, json_type_string))
-        ws_proto_error_str(c, "Missing message type");
+        ws_conn_error(c, "Missing message type", NULL);
     else
         ws_proto_run(c, msg, type);
     json_object_put(msg);
+}
+
+/* Runs the waiting client messages, in order, until one answers later. */
+static void ws_proto_resume(struct ws_conn *c)
+{
+    struct ws_conn_held *h;
+    if (c->running)
+        return; /* a callback inside dispatch: the loop below goes on */
+    c->running = 1;
+    while (c->ready && !c->busy && !c->close_code && (h = ws_conn_unhold(c))) {
+        ws_proto_dispatch(c, h->buf, h->len);
+        free(h);
+    }
+    c->running = 0;
+}
+
+void ws_proto_done(struct ws_conn *c)
+{
+    c->busy = 0;
+    ws_proto_resume(c);
 }
 
 static int ws_proto_on_init(struct lws *wsi)
@@ -157,49 +160,13 @@ static int ws_proto_on_http(struct lws *wsi)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-/* The {user_id} segment of the request path into out; -1 when the path is not ours. */
-static int ws_proto_path_user(struct lws *wsi, char *out, size_t size)
-{
-    char path[256];
-    static const size_t plen = sizeof(WS_PROTO_PATH) - 1;
-    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
-        strncmp(path, WS_PROTO_PATH, plen) != 0)
-        return -1;
-    const char *user = path + plen;
-    size_t len = strlen(user);
-    if (len == 0 || len >= size || strchr(user, '/'))
-        return -1;
-    memcpy(out, user, len + 1);
-    return 0;
-}
-
-/*
- * WS.md: an Origin header, when present, must be one of CORS_ORIGINS_STR or
- * our own (PUBLIC_URL), against cross-site WebSocket hijacking of cookie logins.
- */
-static int ws_proto_origin_ok(struct lws *wsi)
-{
-    char origin[256];
-    int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-    if (len <= 0)
-        return 1;
-    if (len >= (int)sizeof(origin) ||
-        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
-        return 0;
-    return cfg_origin_allowed(origin, strlen(origin)) || !strcmp(origin, cfg.public_url);
-}
-
 /* Runs before the 101: answer with a status and return 1 to refuse, 0 to accept. */
 static int ws_proto_on_upgrade(struct lws *wsi, const char *upgrade)
 {
-    char user[sizeof(((struct ws_conn *)0)->user_id)];
     struct ws_proto_vhd *vhd = ws_proto_vhd_of(wsi);
-    unsigned status = 0;
-    if (strcasecmp(upgrade, "websocket") != 0 || !ws_proto_origin_ok(wsi))
-        status = HTTP_STATUS_FORBIDDEN;
-    else if (ws_proto_path_user(wsi, user, sizeof(user)) < 0)
-        status = HTTP_STATUS_NOT_FOUND;
-    else if (!vhd || vhd->going_away)
+    unsigned status =
+        strcasecmp(upgrade, "websocket") != 0 ? HTTP_STATUS_FORBIDDEN : ws_auth_upgrade_status(wsi);
+    if (!status && (!vhd || vhd->going_away))
         status = HTTP_STATUS_SERVICE_UNAVAILABLE;
     if (!status)
         return 0;
@@ -209,13 +176,16 @@ static int ws_proto_on_upgrade(struct lws *wsi, const char *upgrade)
 static int ws_proto_on_established(struct lws *wsi, struct ws_conn *c)
 {
     struct ws_proto_vhd *vhd = ws_proto_vhd_of(wsi);
-    ws_conn_init(c, wsi);
-    if (!vhd || ws_proto_path_user(wsi, c->user_id, sizeof(c->user_id)) < 0)
+    ws_conn_init(c, wsi, lws_context_user(lws_get_context(wsi)));
+    if (!vhd || !c->srv)
         return -1;
     ws_conn_list_add(&vhd->conns, c);
-    log_debug("ws: open user=%s (%u open)", c->user_id, vhd->conns.count);
-    if (vhd->going_away)
+    if (vhd->going_away) {
         ws_conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "Server shutting down");
+        return 0;
+    }
+    ws_auth_start(c);
+    log_debug("ws: open (%u open)", vhd->conns.count);
     return 0;
 }
 
@@ -223,6 +193,33 @@ static int ws_proto_close_now(struct ws_conn *c, enum lws_close_status code, con
 {
     lws_close_reason(c->wsi, code, (unsigned char *)reason, strlen(reason));
     return -1;
+}
+
+/* WS.md: over 50 messages in 10 s is an error, and the next one within the window closes. */
+static int ws_proto_rate_ok(struct ws_conn *c)
+{
+    int over = ws_conn_rate(c, uv_now(c->srv->loop));
+    if (over == 2)
+        ws_conn_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Rate limit exceeded");
+    else if (over == 1)
+        ws_conn_error(c, "Rate limit exceeded", NULL);
+    return !over;
+}
+
+/* A complete client message: waits its turn behind authentication and earlier commands. */
+static void ws_proto_on_message(struct ws_conn *c)
+{
+    if (!ws_proto_rate_ok(c))
+        return;
+    if (lws_frame_is_binary(c->wsi)) {
+        ws_conn_error(c, "Binary frames are not supported", NULL);
+        return;
+    }
+    if (ws_conn_hold(c, c->rx, c->rx_len) < 0) {
+        ws_conn_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Too many messages waiting");
+        return;
+    }
+    ws_proto_resume(c);
 }
 
 /* Fragments are reassembled up to WS_CONN_MAX_MSG; a larger message closes with 1009. */
@@ -240,10 +237,7 @@ static int ws_proto_on_receive(struct ws_conn *c, const void *in, size_t len)
         return ws_proto_close_now(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Out of memory");
     if (!lws_is_final_fragment(c->wsi))
         return 0;
-    if (lws_frame_is_binary(c->wsi))
-        ws_proto_error_str(c, "Binary frames are not supported");
-    else
-        ws_proto_dispatch(c, c->rx, c->rx_len);
+    ws_proto_on_message(c);
     ws_conn_rx_reset(c);
     return 0;
 }
@@ -257,6 +251,8 @@ static int ws_proto_on_writeable(struct ws_conn *c)
     if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len)
         return -1;
     ws_conn_pop(c);
+    if (c->sync)
+        ws_sync_pump(c);
     if (ws_conn_peek(c))
         lws_callback_on_writable(c->wsi);
     return 0;
@@ -268,7 +264,7 @@ static void ws_proto_on_closed(struct lws *wsi, struct ws_conn *c)
     if (vhd)
         ws_conn_list_remove(&vhd->conns, c);
     if (c->wsi)
-        log_debug("ws: closed user=%s (%u open)", c->user_id, vhd ? vhd->conns.count : 0);
+        log_debug("ws: closed (%u open)", vhd ? vhd->conns.count : 0);
     ws_conn_release(c);
     if (vhd && vhd->going_away && !vhd->conns.count && vhd->drained) {
         void (*drained)(void *) = vhd->drained;
@@ -277,10 +273,9 @@ static void ws_proto_on_closed(struct lws *wsi, struct ws_conn *c)
     }
 }
 
-static int ws_proto_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                             void *in, size_t len)
+static int ws_proto_handle(struct lws *wsi, enum lws_callback_reasons reason, struct ws_conn *c,
+                           void *in, size_t len)
 {
-    struct ws_conn *c = user;
     switch (reason) {
     case LWS_CALLBACK_PROTOCOL_INIT:
         return ws_proto_on_init(wsi);
@@ -302,8 +297,20 @@ static int ws_proto_callback(struct lws *wsi, enum lws_callback_reasons reason, 
         ws_proto_on_closed(wsi, c);
         return 0;
     default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+        return lws_callback_http_dummy(wsi, reason, c, in, len);
     }
+}
+
+static int ws_proto_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len)
+{
+    struct ws_conn *c = user;
+    /* Log lines carry the connection's request id and user (set once it is initialised). */
+    if (c && c->wsi == wsi)
+        ws_conn_log(c);
+    int rc = ws_proto_handle(wsi, reason, c, in, len);
+    ws_conn_log(NULL);
+    return rc;
 }
 
 const struct lws_protocols ws_proto_protocols[] = {

@@ -1,0 +1,244 @@
+#include "ws_auth.h"
+
+#include "cfg.h"
+#include "log.h"
+#include "tok.h"
+#include "ws_conn.h"
+#include "ws_hub.h"
+#include "ws_presence.h"
+#include "ws_proto.h"
+#include "ws_srv.h"
+#include "ws_sync.h"
+
+#include <ctype.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Longest query argument or cookie header read (an access token is ~400 bytes). */
+#define WS_AUTH_ARG_MAX 2048
+#define WS_AUTH_COOKIE_MAX 8192
+
+static const char ws_auth_sql[] = "SELECT is_active, groups FROM chatd_ws_user($1)";
+
+static int ws_auth_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
+
+/*
+ * The {user_id} of the request path, lower-cased, into out[37]. Returns 0,
+ * -1 when the path is not ours, -2 when the segment is not a UUID.
+ */
+static int ws_auth_path_user(struct lws *wsi, char out[37])
+{
+    char path[256];
+    static const size_t plen = sizeof(WS_PROTO_PATH) - 1;
+    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
+        strncmp(path, WS_PROTO_PATH, plen) != 0)
+        return -1;
+    const char *user = path + plen;
+    if (!*user || strchr(user, '/'))
+        return -1;
+    if (!ws_auth_is_uuid(user))
+        return -2;
+    for (int i = 0; i <= 36; i++)
+        out[i] = (char)tolower((unsigned char)user[i]);
+    return 0;
+}
+
+/*
+ * WS.md: an Origin header, when present, must be one of CORS_ORIGINS_STR or
+ * our own (PUBLIC_URL), against cross-site WebSocket hijacking of cookie logins.
+ */
+static int ws_auth_origin_ok(struct lws *wsi)
+{
+    char origin[256];
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (len <= 0)
+        return 1;
+    if (len >= (int)sizeof(origin) ||
+        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+        return 0;
+    return cfg_origin_allowed(origin, strlen(origin)) || !strcmp(origin, cfg.public_url);
+}
+
+unsigned ws_auth_upgrade_status(struct lws *wsi)
+{
+    char user[37];
+    int rc = ws_auth_path_user(wsi, user);
+    if (rc == -1)
+        return HTTP_STATUS_NOT_FOUND;
+    if (rc == -2 || !ws_auth_origin_ok(wsi))
+        return HTTP_STATUS_FORBIDDEN;
+    return 0;
+}
+
+/* nginx's $request_id (hex); anything else is not logged. */
+static void ws_auth_request_id(struct lws *wsi, char *out, size_t size)
+{
+    static const char name[] = "x-request-id:";
+    char buf[128];
+    out[0] = '\0';
+    if (lws_hdr_custom_copy(wsi, buf, sizeof(buf), name, (int)sizeof(name) - 1) <= 0)
+        return;
+    const char *p = buf + strspn(buf, " \t");
+    size_t n = strspn(p, "0123456789abcdefABCDEF-");
+    if (n && n < size && (p[n] == '\0' || p[n] == ' ' || p[n] == '\t')) {
+        memcpy(out, p, n);
+        out[n] = '\0';
+    }
+}
+
+/*
+ * The value of query argument name ("token=") copied into buf, or NULL.
+ * Not lws_get_urlarg_by_name(): it stops at the first argument longer than
+ * its buffer, so a long token would hide the arguments after it.
+ */
+static const char *ws_auth_arg(struct lws *wsi, const char *name, char *buf, int size)
+{
+    size_t nlen = strlen(name);
+    int len;
+    for (int i = 0; (len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i)) > 0; i++)
+        if (len < size && lws_hdr_copy_fragment(wsi, buf, size, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
+            !strncmp(buf, name, nlen))
+            return buf + nlen;
+    return NULL;
+}
+
+/* ?since=: -1 when absent, -2 when not a non-negative integer. */
+static long long ws_auth_since(struct lws *wsi)
+{
+    char buf[64];
+    const char *v = ws_auth_arg(wsi, "since=", buf, (int)sizeof(buf));
+    if (!v)
+        return -1;
+    size_t n = strlen(v);
+    if (!n || n > 18 || strspn(v, "0123456789") != n)
+        return -2;
+    return strtoll(v, NULL, 10);
+}
+
+/* The value of cookie name in the Cookie header s ("a=1; b=2"), copied into out. */
+static int ws_auth_cookie(const char *s, const char *name, char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    while (*s) {
+        s += strspn(s, " \t;");
+        size_t len = strcspn(s, ";");
+        if (len > nlen && s[nlen] == '=' && !strncmp(s, name, nlen)) {
+            size_t vlen = len - nlen - 1;
+            while (vlen && (s[nlen + 1 + vlen - 1] == ' ' || s[nlen + 1 + vlen - 1] == '\t'))
+                vlen--;
+            if (vlen >= size)
+                return -1;
+            memcpy(out, s + nlen + 1, vlen);
+            out[vlen] = '\0';
+            return vlen ? 0 : -1;
+        }
+        s += len;
+    }
+    return -1;
+}
+
+/* The access token: ?token=, else the access_token cookie. NULL when there is none. */
+static char *ws_auth_token(struct lws *wsi)
+{
+    char *buf = malloc(WS_AUTH_COOKIE_MAX);
+    if (!buf)
+        return NULL;
+    const char *v = ws_auth_arg(wsi, "token=", buf, WS_AUTH_ARG_MAX);
+    if (v && *v) {
+        memmove(buf, v, strlen(v) + 1);
+        return buf;
+    }
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+    char *cookie = len > 0 && len < WS_AUTH_COOKIE_MAX ? malloc((size_t)len + 1) : NULL;
+    int ok = cookie && lws_hdr_copy(wsi, cookie, len + 1, WSI_TOKEN_HTTP_COOKIE) >= 0 &&
+             ws_auth_cookie(cookie, "access_token", buf, WS_AUTH_COOKIE_MAX) == 0;
+    free(cookie);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* WS.md's close reasons; NULL when the token is good for user. */
+static const char *ws_auth_check_token(struct lws *wsi, const char *user)
+{
+    struct tok_claims claims;
+    char *token = ws_auth_token(wsi);
+    if (!token)
+        return "Missing token";
+    int rc = tok_verify(TOK_ACCESS, token, (long)time(NULL), &claims);
+    free(token);
+    if (rc < 0)
+        return "Invalid or expired token";
+    if (strcasecmp(claims.sub, user) != 0)
+        return "Token user_id mismatch";
+    return NULL;
+}
+
+static void ws_auth_fail(struct ws_conn *c, int code, const char *reason)
+{
+    log_info("ws: refused: %s", reason);
+    ws_conn_close_later(c, code, reason);
+}
+
+static void ws_auth_on_user(struct ws_conn *c, PGresult *res)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Database unavailable");
+        return;
+    }
+    /* An unknown or inactive user: WS.md puts both under the token's reason. */
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Invalid or expired token");
+        return;
+    }
+    if (ws_hub_add(c->srv->hub, c, PQgetvalue(res, 0, 1)) < 0) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Out of memory");
+        return;
+    }
+    c->ready = 1;
+    if (c->srv->presence)
+        ws_presence_open(c->srv->presence, c->user_id);
+    log_debug("ws: authenticated");
+    if (c->since == -2)
+        ws_conn_error(c, "since must be a non-negative integer", NULL);
+    else if (c->since >= 0)
+        ws_sync_start(c, c->since);
+    ws_proto_done(c);
+}
+
+void ws_auth_start(struct ws_conn *c)
+{
+    struct lws *wsi = c->wsi;
+    c->busy = 1;
+    ws_auth_request_id(wsi, c->req_id, sizeof(c->req_id));
+    if (ws_auth_path_user(wsi, c->user_id) < 0) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Invalid path");
+        return;
+    }
+    ws_conn_log(c);
+    c->lane = (unsigned)ws_conn_hash(c->user_id, strlen(c->user_id));
+    c->since = ws_auth_since(wsi);
+    const char *why = ws_auth_check_token(wsi, c->user_id);
+    if (why) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+        return;
+    }
+    const char *params[] = {c->user_id};
+    if (ws_conn_query(c, ws_auth_sql, 1, params, ws_auth_on_user) < 0)
+        ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Server busy");
+}

@@ -1,0 +1,336 @@
+#include "ws_send.h"
+
+#include "cfg.h"
+#include "db.h"
+#include "log.h"
+#include "ws_bus.h"
+#include "ws_cmd.h"
+#include "ws_conn.h"
+#include "ws_db.h"
+#include "ws_proto.h"
+#include "ws_srv.h"
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_SEND_CONTENT_MAX 5000
+#define WS_SEND_CLIENT_ID_MAX 100
+
+static const char ws_send_lock_sql[] = "SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")";
+static const char ws_send_unlock_sql[] = "SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")";
+static const char ws_send_sql[] = "SELECT status, detail, pub, msg_id, msg_seq, msg_created"
+                                  " FROM chatd_message_send($1, $2, $3, $4, $5, $6)";
+/* fcgi's fixed window (shared/rds.c rds_incr_window), on the same key: one bucket per user. */
+static const char ws_send_rate_lua[] = "local n = redis.call('INCR', KEYS[1]) "
+                                       "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+                                       "return n";
+
+/* fcgi's Redis commands time out after a second; a hung Redis must not hold the lock longer. */
+#define WS_SEND_REDIS_MS 1000
+
+enum ws_send_step {
+    WS_SEND_RATE,    /* the rate-limit counter is on its way */
+    WS_SEND_STORE,   /* lock, then INSERT, on the user's lane */
+    WS_SEND_PUBLISH, /* PUBLISH replies awaited, the lock held */
+    WS_SEND_DONE,    /* answered; s waits for late Redis replies, then goes */
+};
+
+/*
+ * One send in flight. It lives on when its connection closes: a lock taken
+ * must be released on the same lane, whatever happens to the client.
+ */
+struct ws_send {
+    struct ws_srv *srv;
+    struct ws_conn_ticket *t;
+    uv_timer_t timer; /* bounds each wait on Redis */
+    enum ws_send_step step;
+    unsigned replies; /* Redis replies still to come (any step) */
+    unsigned pubs;    /* PUBLISH replies still to come */
+    unsigned lane;
+    int locked;
+    struct json_object *client_id; /* string or null (a reference) */
+    char sender[37], receiver[37], group[37];
+    char *content, *media_url, *media_type;
+    char *id, *created; /* the stored message, for the ack */
+    long long seq;
+};
+
+static void ws_send_free(struct ws_send *s)
+{
+    json_object_put(s->client_id);
+    free(s->content);
+    free(s->media_url);
+    free(s->media_type);
+    free(s->id);
+    free(s->created);
+    free(s);
+}
+
+static void ws_send_on_closed(uv_handle_t *h)
+{
+    ws_send_free(h->data);
+}
+
+/* Once answered and no Redis callback can come any more. */
+static void ws_send_maybe_free(struct ws_send *s)
+{
+    if (s->step == WS_SEND_DONE && s->replies == 0)
+        uv_close((uv_handle_t *)&s->timer, ws_send_on_closed);
+}
+
+static void ws_send_on_unlock(void *arg, PGresult *res)
+{
+    (void)arg;
+    if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_warn("ws: releasing the publish lock failed (SQLSTATE %s)",
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE));
+}
+
+static void ws_send_ack(struct ws_send *s, struct ws_conn *c)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("ack"));
+    json_object_object_add(o, "client_id", json_object_get(s->client_id));
+    json_object_object_add(o, "id", json_object_new_string(s->id));
+    json_object_object_add(o, "seq", json_object_new_int64(s->seq));
+    json_object_object_add(o, "created_at", json_object_new_string(s->created));
+    ws_conn_send_json(c, o);
+}
+
+/* Releases the lock, answers the client (ack when error is NULL), lets its next message run. */
+static void ws_send_finish(struct ws_send *s, const char *error)
+{
+    s->step = WS_SEND_DONE;
+    uv_timer_stop(&s->timer);
+    if (s->locked &&
+        ws_db_query(s->srv->db, s->lane, ws_send_unlock_sql, 0, NULL, ws_send_on_unlock, NULL) < 0)
+        log_error("ws: cannot queue the release of the publish lock");
+    struct ws_conn *c = ws_conn_ticket_take(s->t);
+    if (c) {
+        if (error)
+            ws_conn_error(c, error, s->client_id);
+        else
+            ws_send_ack(s, c);
+        ws_proto_done(c);
+        ws_conn_log(NULL);
+    }
+    ws_send_maybe_free(s);
+}
+
+static void ws_send_on_pub(void *arg, const struct redisReply *r)
+{
+    struct ws_send *s = arg;
+    s->replies--;
+    if (!r)
+        log_warn("bus: a message event was not published; clients recover with sync");
+    if (s->step == WS_SEND_PUBLISH && --s->pubs == 0)
+        ws_send_finish(s, NULL);
+    else
+        ws_send_maybe_free(s);
+}
+
+static void ws_send_publish1(struct ws_send *s, const char *kind, const char *id, const char *frame,
+                             size_t len)
+{
+    char chan[64];
+    snprintf(chan, sizeof(chan), "%s%s", kind, id);
+    if (ws_bus_publish(s->srv->cmd, chan, frame, len, ws_send_on_pub, s) < 0) {
+        log_warn("bus: publish to %s failed; clients recover with sync", chan);
+        return;
+    }
+    s->pubs++;
+    s->replies++;
+}
+
+static void ws_send_on_timer(uv_timer_t *t);
+
+/* fcgi's channels (fcgi/h_messages.c msg_publish), while the lock is held. */
+static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
+{
+    s->step = WS_SEND_PUBLISH;
+    if (*s->group) {
+        ws_send_publish1(s, "chatd:group:", s->group, frame, len);
+        ws_send_publish1(s, "chat:messages:", s->group, frame, len);
+    } else {
+        ws_send_publish1(s, "chatd:user:", s->receiver, frame, len);
+        if (strcmp(s->receiver, s->sender) != 0)
+            ws_send_publish1(s, "chatd:user:", s->sender, frame, len);
+    }
+    if (s->pubs)
+        uv_timer_start(&s->timer, ws_send_on_timer, WS_SEND_REDIS_MS, 0);
+    else
+        ws_send_finish(s, NULL);
+}
+
+/* The stored message: keep what the ack needs, mark it seen here, publish it. */
+static void ws_send_stored(struct ws_send *s, PGresult *res)
+{
+    static const char head[] = "{\"type\":\"message\",";
+    const char *pub = PQgetvalue(res, 0, 2);
+    size_t plen = (size_t)PQgetlength(res, 0, 2);
+    s->id = strdup(PQgetvalue(res, 0, 3));
+    s->seq = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    s->created = strdup(PQgetvalue(res, 0, 5));
+    char *frame = plen > 1 ? malloc(sizeof(head) + plen) : NULL;
+    if (!s->id || !s->created || !frame) {
+        free(frame);
+        ws_send_finish(s, "Out of memory");
+        return;
+    }
+    memcpy(frame, head, sizeof(head) - 1);
+    memcpy(frame + sizeof(head) - 1, pub + 1, plen - 1);
+    /* Before the PUBLISH: the copy Redis brings back to this connection is dropped. */
+    if (s->t->c)
+        ws_conn_seen_add(s->t->c, ws_conn_hash(s->id, strlen(s->id)));
+    ws_send_publish(s, frame, sizeof(head) - 1 + plen - 1);
+    free(frame);
+}
+
+static void ws_send_on_send(void *arg, PGresult *res)
+{
+    struct ws_send *s = arg;
+    if (!res) {
+        s->locked = 0; /* the connection died, and the session lock with it */
+        ws_send_finish(s, "Database unavailable");
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        /* Only the SQLSTATE: the message text may quote the content. */
+        log_warn("ws: storing a message failed (SQLSTATE %s)",
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        ws_send_finish(s, "Invalid value");
+        return;
+    }
+    int status = atoi(PQgetvalue(res, 0, 0));
+    if (status != 201) {
+        ws_send_finish(s, PQgetvalue(res, 0, 1));
+        return;
+    }
+    ws_send_stored(s, res);
+}
+
+/* The lock is ours: store. Queued from here, not with the lock, so a lost lock stores nothing. */
+static void ws_send_on_lock(void *arg, PGresult *res)
+{
+    struct ws_send *s = arg;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ws_send_finish(s, "Database unavailable");
+        return;
+    }
+    s->locked = 1;
+    const char *params[] = {s->sender,
+                            *s->receiver ? s->receiver : NULL,
+                            *s->group ? s->group : NULL,
+                            s->content,
+                            s->media_url,
+                            s->media_type};
+    if (ws_db_query(s->srv->db, s->lane, ws_send_sql, 6, params, ws_send_on_send, s) < 0)
+        ws_send_finish(s, "Server busy");
+}
+
+static void ws_send_lock(struct ws_send *s)
+{
+    s->step = WS_SEND_STORE;
+    if (ws_db_query(s->srv->db, s->lane, ws_send_lock_sql, 0, NULL, ws_send_on_lock, s) < 0)
+        ws_send_finish(s, "Server busy");
+}
+
+static void ws_send_on_timer(uv_timer_t *t)
+{
+    struct ws_send *s = t->data;
+    if (s->step == WS_SEND_RATE) {
+        log_warn("rate limit: redis did not answer, letting a message through");
+        ws_send_lock(s);
+    } else if (s->step == WS_SEND_PUBLISH) {
+        log_warn("bus: publish timed out; clients recover with sync");
+        ws_send_finish(s, NULL);
+    }
+}
+
+static void ws_send_on_rate(void *arg, const struct redisReply *r)
+{
+    struct ws_send *s = arg;
+    s->replies--;
+    if (s->step != WS_SEND_RATE) {
+        ws_send_maybe_free(s); /* too late: the message went on without it */
+        return;
+    }
+    uv_timer_stop(&s->timer);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > cfg.rate_messages_per_10s)
+        ws_send_finish(s, "Too Many Requests");
+    else
+        ws_send_lock(s);
+}
+
+/* RATE_LIMIT_MESSAGES_PER_10S, shared with REST; Redis down lets the message through, as fcgi. */
+static void ws_send_rate_check(struct ws_send *s)
+{
+    if (cfg.rate_messages_per_10s <= 0 ||
+        ws_bus_command(s->srv->cmd, ws_send_on_rate, s, "EVAL %s 1 rl:msg:%s 10", ws_send_rate_lua,
+                       s->sender) < 0) {
+        ws_send_lock(s);
+        return;
+    }
+    s->replies++;
+    uv_timer_start(&s->timer, ws_send_on_timer, WS_SEND_REDIS_MS, 0);
+}
+
+/* The fields of a `message`; -1 after answering an error. */
+static int ws_send_parse(struct ws_conn *c, struct json_object *msg, struct ws_send *s)
+{
+    const char *content, *url, *type;
+    struct json_object *id = NULL;
+    if (json_object_object_get_ex(msg, "client_id", &id) && id &&
+        ws_cmd_str(c, msg, "client_id", WS_SEND_CLIENT_ID_MAX, &content, NULL) < 0)
+        return -1;
+    s->client_id = id ? json_object_get(id) : NULL;
+    if (ws_cmd_str(c, msg, "content", WS_SEND_CONTENT_MAX, &content, s->client_id) < 0 ||
+        ws_cmd_target(c, msg, s->receiver, s->group, s->client_id) < 0 ||
+        ws_cmd_str(c, msg, "media_url", 500, &url, s->client_id) < 0 ||
+        ws_cmd_str(c, msg, "media_type", 20, &type, s->client_id) < 0)
+        return -1;
+    if (!content) {
+        ws_conn_error(c, "content: Field required", s->client_id);
+        return -1;
+    }
+    if (type && strcmp(type, "image") != 0 && strcmp(type, "video") != 0) {
+        ws_conn_error(c, "media_type: Input should be 'image' or 'video'", s->client_id);
+        return -1;
+    }
+    s->content = strdup(content);
+    s->media_url = url ? strdup(url) : NULL;
+    s->media_type = type ? strdup(type) : NULL;
+    if (!s->content || (url && !s->media_url) || (type && !s->media_type)) {
+        ws_conn_error(c, "Out of memory", s->client_id);
+        return -1;
+    }
+    return 0;
+}
+
+int ws_send_cmd(struct ws_conn *c, struct json_object *msg)
+{
+    struct ws_send *s = calloc(1, sizeof(*s));
+    if (!s) {
+        ws_conn_error(c, "Out of memory", NULL);
+        return 0;
+    }
+    if (ws_send_parse(c, msg, s) < 0) {
+        ws_send_free(s);
+        return 0;
+    }
+    if (!(s->t = ws_conn_ticket(c))) {
+        ws_conn_error(c, "Out of memory", s->client_id);
+        ws_send_free(s);
+        return 0;
+    }
+    s->srv = c->srv;
+    s->lane = c->lane;
+    memcpy(s->sender, c->user_id, sizeof(s->sender));
+    uv_timer_init(c->srv->loop, &s->timer);
+    s->timer.data = s;
+    ws_send_rate_check(s);
+    return 1;
+}
