@@ -49,7 +49,7 @@ static int auth_deny(struct req *r, const char *detail)
 
 static int auth_token_ok(const char *token, struct tok_claims *c)
 {
-    return tok_verify(TOK_ACCESS, token, time(NULL), c) == 0 && body_is_uuid(c->sub);
+    return tok_verify(TOK_ACCESS, token, time(NULL), c) == 0 && str_is_uuid(c->sub);
 }
 
 int auth_require(struct req *r)

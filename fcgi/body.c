@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "req.h"
+#include "str.h"
 
 size_t body_utf8_len(const char *s)
 {
@@ -12,19 +13,6 @@ size_t body_utf8_len(const char *s)
     for (; *s; s++)
         n += ((unsigned char)*s & 0xc0) != 0x80;
     return n;
-}
-
-int body_is_uuid(const char *s)
-{
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return s[36] == '\0';
 }
 
 /* local@domain.tld, printable ASCII, no spaces; what pydantic's EmailStr rejects outright. */
@@ -116,11 +104,9 @@ int body_uuid(struct req *r, const char *field, unsigned flags, const char **out
     int rc = body_str(r, field, 0, 64, flags, out);
     if (rc || !*out)
         return rc;
-    if (!body_is_uuid(*out))
+    if (!str_is_uuid(*out))
         return req_invalid(r, "body", field, "Input should be a valid UUID", "uuid_parsing");
-    char *low = arena_strdup(r->a, *out);
-    for (char *p = low; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    *out = low;
+    char *low = arena_alloc(r->a, 37);
+    *out = low ? str_lower(low, *out, 36) : NULL;
     return 0;
 }

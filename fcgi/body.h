@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "str.h"
+
 struct req;
 
 enum body_flags {
@@ -28,6 +30,5 @@ size_t body_utf8_len(const char *s);
 /* Syntax checks shared with query parameters; 1 when valid. */
 int body_is_email(const char *s);
 int body_is_username(const char *s);
-int body_is_uuid(const char *s);
 
 #endif

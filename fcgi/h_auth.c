@@ -104,8 +104,8 @@ int h_auth_refresh(struct req *r)
     struct tok_claims c;
     if (!token)
         return req_err(r, 401, "Refresh token not provided");
-    if (tok_verify(TOK_REFRESH, token, time(NULL), &c) < 0 || !body_is_uuid(c.sid) ||
-        !body_is_uuid(c.jti))
+    if (tok_verify(TOK_REFRESH, token, time(NULL), &c) < 0 || !str_is_uuid(c.sid) ||
+        !str_is_uuid(c.jti))
         return req_err(r, 401, "Invalid or expired refresh token");
     struct tok_claims next;
     memset(&next, 0, sizeof(next));
@@ -142,7 +142,7 @@ int h_auth_logout(struct req *r)
 {
     const char *token = h_auth_refresh_token(r);
     struct tok_claims c;
-    if (token && tok_verify(TOK_REFRESH, token, time(NULL), &c) == 0 && body_is_uuid(c.sid)) {
+    if (token && tok_verify(TOK_REFRESH, token, time(NULL), &c) == 0 && str_is_uuid(c.sid)) {
         const char *params[] = {c.sid};
         enum db_err err;
         db_run(r->a, &q_revoke, params, &err);

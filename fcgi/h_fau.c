@@ -312,7 +312,7 @@ int h_fau_reset_password(struct req *r)
     if (rc)
         return rc;
     struct tok_claims c;
-    if (tok_verify(TOK_RESET, token, time(NULL), &c) < 0 || !body_is_uuid(c.sub) || !c.fgp[0])
+    if (tok_verify(TOK_RESET, token, time(NULL), &c) < 0 || !str_is_uuid(c.sub) || !c.fgp[0])
         return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
     const char *params[] = {c.sub};
     enum db_err err;
@@ -364,7 +364,7 @@ int h_fau_request_verify_token(struct req *r)
 static int h_fau_verify_token(struct req *r, const char *token)
 {
     struct tok_claims c;
-    if (tok_verify(TOK_VERIFY, token, time(NULL), &c) < 0 || !body_is_uuid(c.sub) || !c.email[0])
+    if (tok_verify(TOK_VERIFY, token, time(NULL), &c) < 0 || !str_is_uuid(c.sub) || !c.email[0])
         return req_err(r, 400, "VERIFY_USER_BAD_TOKEN");
     const char *params[] = {c.sub, c.email};
     enum db_err err;

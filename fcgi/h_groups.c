@@ -135,7 +135,7 @@ static int groups_member_ids(struct req *r, const char **out)
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_array_get_idx(v, i);
         const char *s = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : "";
-        if (!body_is_uuid(s))
+        if (!str_is_uuid(s))
             return req_invalid(r, "body", "member_ids", "Input should be a valid UUID",
                                "uuid_parsing");
         if (i)

@@ -141,7 +141,7 @@ int h_oauth_google_authorize(struct req *r)
 static int h_oauth_state_check(struct req *r, const char *state)
 {
     struct tok_claims c;
-    if (!state || tok_verify(TOK_OAUTH_STATE, state, time(NULL), &c) < 0 || !body_is_uuid(c.jti))
+    if (!state || tok_verify(TOK_OAUTH_STATE, state, time(NULL), &c) < 0 || !str_is_uuid(c.jti))
         return req_err(r, 400, "Invalid OAuth state");
     int claimed = rds_set_nx(arena_printf(r->a, "oauth:state:%s", c.jti), H_OAUTH_STATE_TTL);
     if (claimed < 0)

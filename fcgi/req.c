@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "body.h"
+#include "str.h"
 #include "jx.h"
 #include "resp.h"
 
@@ -143,12 +144,10 @@ int req_query_uuid(struct req *r, const char *name, const char **out)
     *out = NULL;
     if (!v)
         return 0;
-    if (!body_is_uuid(v))
+    if (!str_is_uuid(v))
         return req_invalid(r, "query", name, "Input should be a valid UUID", "uuid_parsing");
-    char *low = arena_strdup(r->a, v);
-    for (char *p = low; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    *out = low;
+    char *low = arena_alloc(r->a, 37);
+    *out = low ? str_lower(low, v, 36) : NULL;
     return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "str.h"
 #include "tok.h"
 #include "ws_conn.h"
 #include "ws_hub.h"
@@ -22,19 +23,6 @@
 
 static const char ws_auth_sql[] = "SELECT is_active, groups FROM chatd_ws_user($1)";
 
-static int ws_auth_is_uuid(const char *s)
-{
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return s[36] == '\0';
-}
-
 /*
  * The {user_id} of the request path, lower-cased, into out[37]. Returns 0,
  * -1 when the path is not ours, -2 when the segment is not a UUID.
@@ -49,7 +37,7 @@ static int ws_auth_path_user(struct lws *wsi, char out[37])
     const char *user = path + plen;
     if (!*user || strchr(user, '/'))
         return -1;
-    if (!ws_auth_is_uuid(user))
+    if (!str_is_uuid(user))
         return -2;
     for (int i = 0; i <= 36; i++)
         out[i] = (char)tolower((unsigned char)user[i]);

@@ -1,6 +1,7 @@
 #include "ws_cmd.h"
 
 #include "log.h"
+#include "str.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
 #include "ws_hub.h"
@@ -65,19 +66,6 @@ int ws_cmd_str(struct ws_conn *c, struct json_object *msg, const char *key, size
     return 0;
 }
 
-static int ws_cmd_is_uuid(const char *s)
-{
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return s[36] == '\0';
-}
-
 int ws_cmd_uuid(struct ws_conn *c, struct json_object *msg, const char *key, char out[37],
                 struct json_object *client_id)
 {
@@ -87,7 +75,7 @@ int ws_cmd_uuid(struct ws_conn *c, struct json_object *msg, const char *key, cha
         return -1;
     if (!s)
         return 0;
-    if (!ws_cmd_is_uuid(s)) {
+    if (!str_is_uuid(s)) {
         ws_cmd_field_error(c, key, "Input should be a valid UUID", client_id);
         return -1;
     }

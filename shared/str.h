@@ -1,0 +1,11 @@
+#ifndef CHATD_STR_H
+#define CHATD_STR_H
+
+#include <stddef.h>
+
+/* 1 when s is a UUID in text form (8-4-4-4-12 hex digits, any case), NUL-terminated after it. */
+int str_is_uuid(const char *s);
+/* Lower-cases s[0..n) into out (n + 1 bytes) and returns out. */
+char *str_lower(char *out, const char *s, size_t n);
+
+#endif
