@@ -46,9 +46,9 @@ our @CONFIG_KEYS = qw(
 );
 
 # Markers of memory errors in the programs' logs (ASan/UBSan/LSan; valgrind with
-# --error-markers=VALGRIND-ERROR-BEGIN,... when scripts/stack runs them under VALGRIND=1).
+# --error-markers=CHATD-VALGRIND-BEGIN,... when scripts/stack runs them under VALGRIND=1).
 our $SANITIZER_RE = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime\ error:|
-                       ERROR:\ \w+Sanitizer|VALGRIND-ERROR-BEGIN/x;
+                       ERROR:\ \w+Sanitizer|CHATD-VALGRIND-BEGIN/x;
 # A program that logs a child's death by one of these signals has crashed.
 our $CRASH_RE = qr/\b(?:SIG(?:SEGV|ABRT|BUS|FPE|ILL)|signal\s+(?:4|6|7|8|11)\b)/;
 
