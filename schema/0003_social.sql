@@ -126,62 +126,75 @@ $$;
 --           3 consecutive letters or digits (what a trigram needs), else
 --           first_name or last_name starts with q (their prefix indexes).
 -- Then by username (byte order). Every branch is an index scan bounded by
--- 1001 rows, so total is exact up to 1000 and reported as 1000 beyond; the
--- prefix branches walk their index in order and so keep the first 1001 by
--- name, the substring one keeps any 1001 (refine the query past that).
--- The statements run as generic plans (SQL function parameters); seq scans are
--- disabled so a common pattern never turns into a LIMIT-bounded seq scan of
--- users (t/2020-search-explain.t checks the plans on a seeded table).
+-- 101 rows, so total is exact up to 100 and reported as 100 beyond; the
+-- prefix branches walk their index in order and so keep the first 101 by
+-- name, the substring one keeps any 101 (refine the query past that).
+-- The substring statement is planned with the pattern at hand (EXECUTE ...
+-- USING): a generic plan cannot use the trigram index for a LIKE pattern it
+-- does not know, and fell back to scanning every active user. The others keep
+-- cached plans (their range conditions use the indexes whatever the value).
+-- Seq scans stay disabled so a common pattern never turns into a LIMIT-bounded
+-- seq scan (t/2020-search-explain.t checks the plans on a seeded table).
 -- LIKE wildcards and the escape character in q match literally.
 CREATE FUNCTION chatd_user_search(caller uuid, caller_super boolean, q text, lim int)
 RETURNS json
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
-AS $$
-WITH m AS (
-    SELECT c.id, min(c.rk) AS rk FROM (
-        (SELECT u.id, 0 AS rk FROM users u
-         WHERE lower(u.username) ~>=~ lower(q)
-           AND lower(u.username) ~<~ (lower(q) || chr(1114111))
-           AND u.is_active AND u.id <> caller
-         ORDER BY lower(u.username) USING ~<~ LIMIT 1001)
-        UNION ALL
-        (SELECT u.id, 0 FROM users u
-         WHERE lower(u.email) = lower(q) AND u.is_active AND u.id <> caller)
-        UNION ALL
-        (SELECT u.id, 1 FROM users u
-         WHERE lower(q) ~ '[[:alnum:]]{3}'
-           AND lower(u.username || ' ' || coalesce(u.first_name, '') || ' '
-                     || coalesce(u.last_name, ''))
-               LIKE '%' || replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_')
-                    || '%'
-           AND u.is_active AND u.id <> caller
-         LIMIT 1001)
-        UNION ALL
-        (SELECT u.id, 1 FROM users u
-         WHERE lower(q) !~ '[[:alnum:]]{3}'
-           AND lower(u.first_name) ~>=~ lower(q)
-           AND lower(u.first_name) ~<~ (lower(q) || chr(1114111))
-           AND u.is_active AND u.id <> caller
-         ORDER BY lower(u.first_name) USING ~<~ LIMIT 1001)
-        UNION ALL
-        (SELECT u.id, 1 FROM users u
-         WHERE lower(q) !~ '[[:alnum:]]{3}'
-           AND lower(u.last_name) ~>=~ lower(q)
-           AND lower(u.last_name) ~<~ (lower(q) || chr(1114111))
-           AND u.is_active AND u.id <> caller
-         ORDER BY lower(u.last_name) USING ~<~ LIMIT 1001)
-    ) c
-    GROUP BY c.id
-),
-page AS (
-    SELECT u, m.rk FROM m JOIN users u ON u.id = m.id
-    ORDER BY m.rk, lower(u.username) COLLATE "C", u.id
-    LIMIT lim
-)
-SELECT json_build_object(
-    'users', coalesce((SELECT json_agg(chatd_user_for(p.u, caller, caller_super)
-                                       ORDER BY p.rk, lower((p.u).username) COLLATE "C", (p.u).id)
-                       FROM page p), '[]'::json),
-    'total', (SELECT least(count(*), 1000) FROM m))
-$$;
+AS $fn$
+DECLARE
+    lq text := lower(q);
+    hi text := lower(q) || chr(1114111);
+    pat text := '%' || replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_') || '%';
+    rank0 uuid[];
+    rank1 uuid[];
+    idxscan text;
+    res json;
+BEGIN
+    rank0 := ARRAY(SELECT u.id FROM users u
+                   WHERE lower(u.username) ~>=~ lq AND lower(u.username) ~<~ hi
+                     AND u.is_active AND u.id <> caller
+                   ORDER BY lower(u.username) USING ~<~ LIMIT 101)
+          || ARRAY(SELECT u.id FROM users u
+                   WHERE lower(u.email) = lq AND u.is_active AND u.id <> caller);
+    IF cardinality(rank0) > 100 THEN
+        rank1 := '{}';  -- the page and the capped total are rank 0's alone
+    ELSIF lq ~ '[[:alnum:]]{3}' THEN
+        -- Only the trigram index, as a bitmap: with plain index scans off, a
+        -- walk of the whole is_active index filtered by LIKE is never chosen.
+        idxscan := current_setting('enable_indexscan');
+        PERFORM set_config('enable_indexscan', 'off', true);
+        EXECUTE $q$SELECT ARRAY(SELECT u.id FROM users u
+                   WHERE lower(u.username || ' ' || coalesce(u.first_name, '') || ' '
+                               || coalesce(u.last_name, '')) LIKE $1
+                     AND u.is_active AND u.id <> $2 LIMIT 101)$q$
+            INTO rank1 USING pat, caller;
+        PERFORM set_config('enable_indexscan', idxscan, true);
+    ELSE
+        rank1 := ARRAY(SELECT u.id FROM users u
+                       WHERE lower(u.first_name) ~>=~ lq AND lower(u.first_name) ~<~ hi
+                         AND u.is_active AND u.id <> caller
+                       ORDER BY lower(u.first_name) USING ~<~ LIMIT 101)
+              || ARRAY(SELECT u.id FROM users u
+                       WHERE lower(u.last_name) ~>=~ lq AND lower(u.last_name) ~<~ hi
+                         AND u.is_active AND u.id <> caller
+                       ORDER BY lower(u.last_name) USING ~<~ LIMIT 101);
+    END IF;
+    WITH m AS (
+        SELECT c.id, min(c.rk) AS rk
+        FROM (SELECT unnest(rank0) AS id, 0 AS rk UNION ALL SELECT unnest(rank1), 1) c
+        GROUP BY c.id
+    ),
+    page AS (
+        SELECT u, m.rk FROM m JOIN users u ON u.id = m.id
+        ORDER BY m.rk, lower(u.username) COLLATE "C", u.id
+        LIMIT lim
+    )
+    SELECT json_build_object(
+        'users', coalesce((SELECT json_agg(chatd_user_for(p.u, caller, caller_super)
+                                           ORDER BY p.rk, lower((p.u).username) COLLATE "C", (p.u).id)
+                           FROM page p), '[]'::json),
+        'total', (SELECT least(count(*), 100) FROM m))
+    INTO res;
+    RETURN res;
+END
+$fn$;
