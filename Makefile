@@ -79,10 +79,10 @@ bench: bootstrap all
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-	  --suppress=missingIncludeSystem -Ishared fcgi wsd shared
+	  --suppress=missingIncludeSystem -Ishared fcgi wsd shared bench
 
 format-check:
-	clang-format --dry-run --Werror shared/*.[ch] fcgi/*.[ch] wsd/*.[ch]
+	clang-format --dry-run --Werror shared/*.[ch] fcgi/*.[ch] wsd/*.[ch] bench/*.[ch]
 
 clean:
 	rm -rf build bin

@@ -1,0 +1,60 @@
+#ifndef CHATD_WSLOAD_H
+#define CHATD_WSLOAD_H
+
+#include <stdatomic.h>
+
+enum wl_mode { WL_IDLE, WL_PROBE, WL_SEND, WL_LATENCY, WL_FANOUT };
+
+/* One line of the TOKENS file: connection i uses line i modulo their count. */
+struct wl_token {
+    char *user;
+    char *token;
+};
+
+/* The command line (usage in wsload.c's head comment). */
+struct wl_opts {
+    enum wl_mode mode;
+    const char *addr, *prefix, *text;
+    const char *target;       /* -r RECEIVER_ID or -g GROUP_ID */
+    int group;                /* target is a group */
+    const char *sender_token; /* -s: latency and fanout POST with it */
+    int port, post_port, n, max_inflight;
+    int setup_s, hold_s, run_s, verbose;
+    double rate;
+    struct wl_token *tokens; /* read from -k */
+    int ntokens;
+};
+
+/*
+ * Fills o from argv (argv[1] is the mode) and reads the TOKENS file. Returns
+ * 0, or -1 after printing the usage or what is wrong.
+ */
+int wl_opts_parse(struct wl_opts *o, int argc, char **argv);
+
+/*
+ * The REST side of wsload latency and fanout: one thread POSTing
+ * /api/v1/messages at a fixed rate, each on its own HTTP/1.0 connection, with
+ * the content "wsload <wl_post_now_us() at the send>" that the receiving
+ * WebSockets turn into a latency.
+ */
+struct wl_post {
+    const char *addr;
+    int port;
+    const char *token;  /* the sender's access token */
+    const char *field;  /* "receiver_id" or "group_id" */
+    const char *target; /* its value */
+    double rate;        /* POSTs per second */
+    int secs;           /* for how long */
+    atomic_int stop;    /* set by the main thread to end early */
+    long posted;        /* answered 201 */
+    long failed;        /* anything else */
+    char first_error[96];
+};
+
+/* pthread start routine; arg is a struct wl_post, read back after pthread_join(). */
+void *wl_post_run(void *arg);
+
+/* CLOCK_MONOTONIC in microseconds: the clock of the timestamps in the content. */
+long long wl_post_now_us(void);
+
+#endif
