@@ -278,14 +278,11 @@ static struct db_stmt q_inbox = DB_STMT(
 
 static int msg_page(struct req *r, struct db_stmt *q)
 {
-    long limit, offset;
-    int rc = req_query_long(r, "limit", 1, 100, 50, &limit);
-    if (!rc)
-        rc = req_query_long(r, "offset", 0, 100000, 0, &offset);
+    const char *limit, *offset;
+    int rc = req_page(r, &limit, &offset);
     if (rc)
         return rc;
-    const char *p[] = {r->user->id, arena_printf(r->a, "%ld", limit),
-                       arena_printf(r->a, "%ld", offset)};
+    const char *p[] = {r->user->id, limit, offset};
     enum db_err err;
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
