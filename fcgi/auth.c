@@ -153,6 +153,12 @@ void auth_clear_cookies(struct req *r)
     resp_header(r, "Set-Cookie", auth_cookie(r, "refresh_token", "", 0));
 }
 
+int auth_register_limit(struct req *r)
+{
+    const char *key = arena_printf(r->a, "rl:register:%s", r->remote_addr);
+    return key ? auth_rate_limit(r, key, cfg.rate_register_per_hour, 3600) : 0;
+}
+
 int auth_login_limit(struct req *r, const char *login)
 {
     char *key = arena_printf(r->a, "rl:login:%s:%s", r->remote_addr, login);

@@ -40,8 +40,7 @@ static void h_auth_embed(json_object *out, const char *key, const char *json_tex
 
 int h_auth_register(struct req *r)
 {
-    const char *key = arena_printf(r->a, "rl:register:%s", r->remote_addr);
-    int rc = auth_rate_limit(r, key, cfg.rate_register_per_hour, 3600);
+    int rc = auth_register_limit(r);
     struct users_new nu;
     if (rc || (rc = users_parse_new(r, &nu)))
         return rc;

@@ -233,8 +233,7 @@ static void h_fau_mail_token(struct req *r, enum tok_kind kind, struct tok_claim
 
 int h_fau_register(struct req *r)
 {
-    const char *key = arena_printf(r->a, "rl:register:%s", r->remote_addr);
-    int rc = auth_rate_limit(r, key, cfg.rate_register_per_hour, 3600);
+    int rc = auth_register_limit(r);
     struct users_new nu;
     if (rc || (rc = users_parse_new(r, &nu)))
         return rc;
@@ -280,17 +279,26 @@ int h_fau_logout(struct req *r)
     return resp_json(r, 204, NULL);
 }
 
-int h_fau_forgot_password(struct req *r)
+/* The account named by the body's email (no row when there is none), or NULL with *rc. */
+static PGresult *h_fau_account(struct req *r, int *rc)
 {
     const char *email;
-    int rc = h_fau_body_email(r, &email);
-    if (rc)
-        return rc;
+    if ((*rc = h_fau_body_email(r, &email)))
+        return NULL;
     const char *params[] = {email};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_email, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        *rc = h_fau_db_down(r);
+    return res;
+}
+
+int h_fau_forgot_password(struct req *r)
+{
+    int rc;
+    PGresult *res = h_fau_account(r, &rc);
+    if (!res)
+        return rc;
     if (PQntuples(res) && PQgetvalue(res, 0, 3)[0] == 't') {
         struct tok_claims c;
         memset(&c, 0, sizeof(c));
@@ -341,15 +349,10 @@ int h_fau_reset_password(struct req *r)
 
 int h_fau_request_verify_token(struct req *r)
 {
-    const char *email;
-    int rc = h_fau_body_email(r, &email);
-    if (rc)
-        return rc;
-    const char *params[] = {email};
-    enum db_err err;
-    PGresult *res = db_run(r->a, &q_by_email, params, &err);
+    int rc;
+    PGresult *res = h_fau_account(r, &rc);
     if (!res)
-        return h_fau_db_down(r);
+        return rc;
     if (PQntuples(res) && PQgetvalue(res, 0, 3)[0] == 't' && PQgetvalue(res, 0, 4)[0] != 't') {
         struct tok_claims c;
         memset(&c, 0, sizeof(c));
