@@ -38,6 +38,21 @@ static void h_auth_embed(json_object *out, const char *key, const char *json_tex
     json_object_object_add(out, key, json_tokener_parse(json_text));
 }
 
+/*
+ * Starts a login session for the user of res (id, email, username in its
+ * first columns) and answers tokens, cookies and the user JSON of user_col.
+ */
+static int h_auth_session(struct req *r, int status, PGresult *res, int user_col)
+{
+    json_object *out = jx_obj(r->a);
+    int rc = auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                        out, 1);
+    if (rc)
+        return rc;
+    h_auth_embed(out, "user", PQgetvalue(res, 0, user_col));
+    return resp_json(r, status, out);
+}
+
 int h_auth_register(struct req *r)
 {
     int rc = auth_register_limit(r);
@@ -55,12 +70,7 @@ int h_auth_register(struct req *r)
                                                : "Username already taken");
     if (!res)
         return rc;
-    json_object *out = jx_obj(r->a);
-    rc = auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), out, 1);
-    if (rc)
-        return rc;
-    h_auth_embed(out, "user", PQgetvalue(res, 0, 3));
-    return resp_json(r, 201, out);
+    return h_auth_session(r, 201, res, 3);
 }
 
 int h_auth_login(struct req *r)
@@ -78,12 +88,7 @@ int h_auth_login(struct req *r)
         return rc == 401 ? req_err(r, 401, "Incorrect username or password") : rc;
     if (PQgetvalue(res, 0, 4)[0] != 't')
         return req_err(r, 403, "User account is inactive");
-    json_object *out = jx_obj(r->a);
-    rc = auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), out, 1);
-    if (rc)
-        return rc;
-    h_auth_embed(out, "user", PQgetvalue(res, 0, 5));
-    return resp_json(r, 200, out);
+    return h_auth_session(r, 200, res, 5);
 }
 
 /* The refresh token from the cookie, else from an optional JSON body. */
