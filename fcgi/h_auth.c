@@ -45,8 +45,8 @@ static void h_auth_embed(json_object *out, const char *key, const char *json_tex
 static int h_auth_session(struct req *r, int status, PGresult *res, int user_col)
 {
     json_object *out = jx_obj(r->a);
-    int rc = auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                        out, 1);
+    int rc =
+        auth_login(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), out, 1);
     if (rc)
         return rc;
     h_auth_embed(out, "user", PQgetvalue(res, 0, user_col));
