@@ -7,14 +7,6 @@
 #include "req.h"
 #include "str.h"
 
-size_t body_utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
 /* local@domain.tld, printable ASCII, no spaces; what pydantic's EmailStr rejects outright. */
 int body_is_email(const char *s)
 {
@@ -71,7 +63,7 @@ int body_str(struct req *r, const char *field, size_t min, size_t max, unsigned 
     const char *s = json_object_get_string(v);
     if ((size_t)json_object_get_string_len(v) != strlen(s))
         return req_invalid(r, "body", field, "String should not contain NUL", "string_type");
-    size_t n = body_utf8_len(s);
+    size_t n = str_utf8_len(s);
     if (n < min)
         return req_invalid(r, "body", field,
                            arena_printf(r->a, "String should have at least %zu character%s", min,

@@ -25,8 +25,6 @@ int body_uuid(struct req *r, const char *field, unsigned flags, const char **out
 /* 1 when the body has the key (even with null). */
 int body_has(struct req *r, const char *field);
 
-/* Characters of a UTF-8 string. */
-size_t body_utf8_len(const char *s);
 /* Syntax checks shared with query parameters; 1 when valid. */
 int body_is_email(const char *s);
 int body_is_username(const char *s);

@@ -59,7 +59,7 @@ int h_auth_register(struct req *r)
     struct users_new nu;
     if (rc || (rc = users_parse_new(r, &nu)))
         return rc;
-    if (body_utf8_len(nu.password) < 8)
+    if (str_utf8_len(nu.password) < 8)
         return req_invalid(r, "body", "password", "String should have at least 8 characters",
                            "string_too_short");
     const char *clash;

@@ -91,7 +91,7 @@ static int h_fau_db_down(struct req *r)
 /* The old version's UserManager.validate_password; NULL when the password is acceptable. */
 static const char *h_fau_password_problem(const char *pw, const char *email, const char *email2)
 {
-    if (body_utf8_len(pw) < 8)
+    if (str_utf8_len(pw) < 8)
         return "Password should be at least 8 characters";
     if (users_password_has_email(pw, email) || (email2 && users_password_has_email(pw, email2)))
         return "Password should not contain e-mail";
@@ -173,7 +173,7 @@ static int h_fau_form(struct req *r, const char *name, size_t max, const char **
         return req_invalid(r, "body", name, "Input should be a valid string", "string_type");
     if (!*out || !**out)
         return req_invalid(r, "body", name, "Field required", "missing");
-    if (body_utf8_len(*out) > max)
+    if (str_utf8_len(*out) > max)
         return req_invalid(r, "body", name,
                            arena_printf(r->a, "String should have at most %zu characters", max),
                            "string_too_long");

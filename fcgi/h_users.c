@@ -156,7 +156,7 @@ int h_users_search(struct req *r)
     long limit;
     if (!q)
         return req_invalid(r, "query", "query", "Field required", "missing");
-    size_t n = body_utf8_len(q);
+    size_t n = str_utf8_len(q);
     if (n < 1)
         return req_invalid(r, "query", "query", "String should have at least 1 character",
                            "string_too_short");

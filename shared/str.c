@@ -15,6 +15,14 @@ int str_is_uuid(const char *s)
     return s[36] == '\0';
 }
 
+size_t str_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
 char *str_lower(char *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)

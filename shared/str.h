@@ -5,6 +5,8 @@
 
 /* 1 when s is a UUID in text form (8-4-4-4-12 hex digits, any case), NUL-terminated after it. */
 int str_is_uuid(const char *s);
+/* Characters of a UTF-8 string (bytes that do not continue a sequence). */
+size_t str_utf8_len(const char *s);
 /* Lower-cases s[0..n) into out (n + 1 bytes) and returns out. */
 char *str_lower(char *out, const char *s, size_t n);
 

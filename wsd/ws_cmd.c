@@ -28,14 +28,6 @@ static void ws_cmd_field_error(struct ws_conn *c, const char *key, const char *w
     ws_conn_error(c, buf, client_id);
 }
 
-static size_t ws_cmd_utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
 int ws_cmd_str(struct ws_conn *c, struct json_object *msg, const char *key, size_t max,
                const char **out, struct json_object *client_id)
 {
@@ -49,7 +41,7 @@ int ws_cmd_str(struct ws_conn *c, struct json_object *msg, const char *key, size
         return -1;
     }
     const char *s = json_object_get_string(v);
-    size_t n = ws_cmd_utf8_len(s);
+    size_t n = str_utf8_len(s);
     if ((size_t)json_object_get_string_len(v) != strlen(s)) {
         ws_cmd_field_error(c, key, "String should not contain NUL", client_id);
         return -1;
