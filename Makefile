@@ -14,6 +14,13 @@ BUILD    := build/san
 else
 BUILD    := build/plain
 endif
+# FUZZ=1 (set by t/fuzz/run, i.e. `make fuzz`): clang objects for libFuzzer in build/fuzz/obj.
+ifeq ($(FUZZ),1)
+CC       := $(or $(FUZZ_CC),clang)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+BUILD    := build/fuzz/obj
+endif
 
 SHARED_SRC := $(wildcard shared/*.c)
 FCGI_SRC   := $(wildcard fcgi/*.c)
@@ -26,9 +33,23 @@ WSD_OBJ    := $(WSD_SRC:%.c=$(BUILD)/%.o)
 FCGI_LIB_OBJ := $(filter-out %/main.o,$(FCGI_OBJ))
 UNIT_BIN   := $(UNIT_SRC:t/unit/%.c=build/t/unit-%.t)
 
+# Fuzz harnesses (t/fuzz/<name>.c, see t/fuzz/fuzz.h). Each links the product objects it
+# does not #include itself (it includes a .c to reach its static functions).
+FUZZ_NAMES := json_body route_match jwt ws_frame ws_handshake
+FUZZ_BIN   := $(FUZZ_NAMES:%=build/t/fuzz-%.t)
+WSD_LIB_OBJ := $(filter-out %/main.o,$(WSD_OBJ))
+FUZZ_OBJ_json_body    := $(filter-out %/route.o %/h_groups.o,$(FCGI_LIB_OBJ)) $(SHARED_OBJ)
+FUZZ_OBJ_route_match  := $(filter-out %/route.o,$(FCGI_LIB_OBJ)) $(SHARED_OBJ)
+FUZZ_OBJ_jwt          := $(SHARED_OBJ)
+FUZZ_OBJ_ws_frame     := $(filter-out $(addprefix %/,ws_proto.o ws_conn.o ws_cmd.o ws_send.o \
+                           ws_sync.o),$(WSD_LIB_OBJ)) $(SHARED_OBJ)
+FUZZ_OBJ_ws_handshake := $(filter-out %/ws_auth.o,$(WSD_LIB_OBJ)) $(SHARED_OBJ)
+FUZZ_CFLAGS := -It/lib -It/fuzz -Ifcgi -Iwsd
+FUZZ_EXE   := $(FUZZ_NAMES:%=build/fuzz/%)
+
 export VAR_DIR HTTP_PORT
 
-all: bin/chat-fcgi bin/chat-wsd $(UNIT_BIN)
+all: bin/chat-fcgi bin/chat-wsd $(UNIT_BIN) $(FUZZ_BIN)
 
 # bin/ always holds the flavour built last; a stamp forces a relink when it changes.
 $(BUILD)/.stamp:
@@ -45,6 +66,18 @@ bin/chat-wsd: $(WSD_OBJ) $(SHARED_OBJ) $(BUILD)/.stamp
 build/t/unit-%.t: t/unit/%.c $(FCGI_LIB_OBJ) $(SHARED_OBJ) $(BUILD)/.stamp
 	@mkdir -p build/t
 	$(CC) $(CFLAGS) -It/lib -Ifcgi $(LDFLAGS) -o $@ $< $(FCGI_LIB_OBJ) $(SHARED_OBJ) $(LDLIBS)
+
+# A harness with t/fuzz/replay.c's main(): replays its corpus as TAP (make test).
+.SECONDARY: $(BUILD)/t/fuzz/replay.o
+.SECONDEXPANSION:
+build/t/fuzz-%.t: t/fuzz/%.c $(BUILD)/t/fuzz/replay.o $$(FUZZ_OBJ_$$*) $(BUILD)/.stamp
+	@mkdir -p build/t
+	$(CC) $(CFLAGS) $(FUZZ_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/t/fuzz/replay.o $(FUZZ_OBJ_$*) $(LDLIBS)
+
+# The same harness linked with libFuzzer (make FUZZ=1 build/fuzz/<name>; t/fuzz/run does it).
+$(FUZZ_EXE): build/fuzz/%: t/fuzz/%.c $$(FUZZ_OBJ_$$*)
+	@mkdir -p build/fuzz
+	$(CC) $(CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ_$*) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -77,15 +110,22 @@ test: bootstrap all
 bench: bootstrap all
 	bench/run
 
+# Each harness under libFuzzer for FUZZ_SECONDS (30) when clang has it; else says so, exits 0.
+fuzz:
+	t/fuzz/run $(FUZZ_NAMES)
+
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	  --suppress=missingIncludeSystem -Ishared fcgi wsd shared bench
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -Ishared -Ifcgi -Iwsd -It/fuzz t/fuzz
 
 format-check:
-	clang-format --dry-run --Werror shared/*.[ch] fcgi/*.[ch] wsd/*.[ch] bench/*.[ch]
+	clang-format --dry-run --Werror shared/*.[ch] fcgi/*.[ch] wsd/*.[ch] bench/*.[ch] \
+	  t/fuzz/*.[ch]
 
 clean:
 	rm -rf build bin
 
-.PHONY: all bootstrap run up down migrate seed-users reset-db test bench lint format-check clean
+.PHONY: all bootstrap run up down migrate seed-users reset-db test bench fuzz lint format-check clean
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,6 +1,7 @@
 #include "tok.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,19 +78,28 @@ static void tok_copy(char *dst, size_t n, const char *src)
     snprintf(dst, n, "%s", src ? src : "");
 }
 
-/* aud may be a string or a list of strings (PyJWT writes either). */
+/*
+ * aud may be a string or a list of strings (PyJWT writes either): the string, or one member
+ * of the list, must be want exactly. The list is parsed, not searched: a member that merely
+ * contains "want" with its quotes (["x\",\"want"]) is another audience (found by t/fuzz/jwt.c).
+ */
 static int tok_aud_ok(jwt_t *j, const char *want)
 {
     const char *s = jwt_get_grant(j, "aud");
     if (s)
         return !strcmp(s, want);
     char *json = jwt_get_grants_json(j, "aud");
-    if (!json)
-        return 0;
-    char quoted[96];
-    snprintf(quoted, sizeof(quoted), "\"%s\"", want);
-    int ok = json[0] == '[' && strstr(json, quoted) != NULL;
+    json_object *aud = json ? json_tokener_parse(json) : NULL;
     free(json);
+    int ok = 0;
+    size_t n = json_object_is_type(aud, json_type_array) ? json_object_array_length(aud) : 0;
+    for (size_t i = 0; i < n && !ok; i++) {
+        json_object *e = json_object_array_get_idx(aud, i);
+        ok = json_object_is_type(e, json_type_string) &&
+             (size_t)json_object_get_string_len(e) == strlen(want) &&
+             !strcmp(json_object_get_string(e), want);
+    }
+    json_object_put(aud);
     return ok;
 }
 
@@ -99,7 +109,8 @@ static int tok_check(const struct tok_spec *sp, jwt_t *j, long now, struct tok_c
         return -1;
     errno = 0;
     c->exp = jwt_get_grant_int(j, "exp");
-    if (errno || c->exp + TOK_LEEWAY < now)
+    /* Not exp + leeway: an exp near LONG_MAX would overflow (found by t/fuzz/jwt.c). */
+    if (errno || c->exp < now - TOK_LEEWAY)
         return -1;
     errno = 0;
     c->iat = jwt_get_grant_int(j, "iat");

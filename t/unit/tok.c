@@ -18,6 +18,56 @@ static char *tok_t_forge(const char *alg_none_payload)
     return s;
 }
 
+/* claims (JSON) signed HS256 with key, as a peer holding the secret could; NULL on failure. */
+static char *tok_t_sign(const char *claims, const char *key)
+{
+    jwt_t *j = NULL;
+    char *out = NULL;
+    if (jwt_new(&j))
+        return NULL;
+    if (!jwt_add_grants_json(j, claims) &&
+        !jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)))
+        out = jwt_encode_str(j);
+    jwt_free(j);
+    return out;
+}
+
+/* Regressions found by t/fuzz/jwt.c (make fuzz): claim checks behind a good signature. */
+static void tok_t_fuzz_regressions(void)
+{
+    struct tok_claims got;
+    /* exp + TOK_LEEWAY overflowed a long (UBSan: signed integer overflow). */
+    char *far =
+        tok_t_sign("{\"exp\":9223372036854775807,\"type\":\"refresh\"}", cfg.refresh_secret_key);
+    is_int(tok_verify(TOK_REFRESH, far, NOW, &got), 0,
+           "exp at LONG_MAX is far future, no overflow");
+    is_int(got.exp, 9223372036854775807L, "and read back whole");
+    char *past =
+        tok_t_sign("{\"exp\":-9223372036854775807,\"type\":\"refresh\"}", cfg.refresh_secret_key);
+    is_int(tok_verify(TOK_REFRESH, past, NOW, &got), -1, "exp near LONG_MIN is expired");
+
+    /* aud was searched for "want" with its quotes in the list's JSON text. */
+    char *quoted = tok_t_sign("{\"exp\":1800000900,\"type\":\"access\","
+                              "\"aud\":[\"x\\\",\\\"fastapi-users:auth\"]}",
+                              cfg.secret_key);
+    is_int(tok_verify(TOK_ACCESS, quoted, NOW, &got), -1,
+           "an aud member that only contains the quoted audience is refused");
+    char *listed = tok_t_sign("{\"exp\":1800000900,\"type\":\"access\","
+                              "\"aud\":[\"other\",\"fastapi-users:auth\"]}",
+                              cfg.secret_key);
+    is_int(tok_verify(TOK_ACCESS, listed, NOW, &got), 0,
+           "the audience as one member of a list passes");
+    char *prefix = tok_t_sign("{\"exp\":1800000900,\"type\":\"access\","
+                              "\"aud\":[\"fastapi-users:auth-x\",\"fastapi-users:aut\"]}",
+                              cfg.secret_key);
+    is_int(tok_verify(TOK_ACCESS, prefix, NOW, &got), -1, "prefixes of the audience are refused");
+    free(far);
+    free(past);
+    free(quoted);
+    free(listed);
+    free(prefix);
+}
+
 int main(void)
 {
     cfg.secret_key = "0123456789abcdef0123456789abcdef-access";
@@ -63,6 +113,9 @@ int main(void)
     is_int(tok_verify(TOK_ACCESS, access, NOW, &got), -1, "other secret refused");
     is_int(tok_verify(TOK_ACCESS, "a.b", NOW, &got), -1, "malformed token refused");
     is_int(tok_verify(TOK_ACCESS, "", NOW, &got), -1, "empty token refused");
+
+    cfg.secret_key = "0123456789abcdef0123456789abcdef-access";
+    tok_t_fuzz_regressions();
 
     char u1[37], u2[37];
     tok_uuid(u1);
