@@ -85,6 +85,14 @@ char *req_decode(struct arena *a, const char *s, size_t n, int form)
     return out;
 }
 
+/* A value that does not percent-decode (a bad escape, %00) reads as "", which every typed
+ * reader refuses with a 422, rather than as absent, which would mean "use the default". */
+static const char *req_query_value(struct req *r, const char *s, size_t n)
+{
+    const char *v = req_decode(r->a, s, n, 1);
+    return v ? v : "";
+}
+
 const char *req_query(struct req *r, const char *name)
 {
     size_t nl = strlen(name);
@@ -94,7 +102,7 @@ const char *req_query(struct req *r, const char *name)
         size_t kl = eq ? (size_t)(eq - p) : len;
         char *key = req_decode(r->a, p, kl, 1);
         if (key && strlen(key) == nl && !memcmp(key, name, nl))
-            return eq ? req_decode(r->a, eq + 1, len - kl - 1, 1) : "";
+            return eq ? req_query_value(r, eq + 1, len - kl - 1) : "";
         p += len;
         if (*p == '&')
             p++;
