@@ -161,25 +161,9 @@ int req_query_uuid(struct req *r, const char *name, const char **out)
 
 const char *req_cookie(struct req *r, const char *name)
 {
-    const char *h = req_param(r, "HTTP_COOKIE");
-    size_t nl = strlen(name);
-    while (h && *h) {
-        h += strspn(h, " \t;");
-        size_t len = strcspn(h, ";");
-        if (len > nl && h[nl] == '=' && !memcmp(h, name, nl)) {
-            const char *v = h + nl + 1;
-            size_t vl = len - nl - 1;
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-                vl--;
-            if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-                v++;
-                vl -= 2;
-            }
-            return arena_strndup(r->a, v, vl);
-        }
-        h += len;
-    }
-    return NULL;
+    size_t n;
+    const char *v = str_cookie(req_param(r, "HTTP_COOKIE"), name, &n);
+    return v ? arena_strndup(r->a, v, n) : NULL;
 }
 
 static void req_drain(struct req *r)

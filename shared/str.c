@@ -1,6 +1,7 @@
 #include "str.h"
 
 #include <ctype.h>
+#include <string.h>
 
 int str_is_uuid(const char *s)
 {
@@ -29,4 +30,27 @@ char *str_lower(char *out, const char *s, size_t n)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[n] = '\0';
     return out;
+}
+
+const char *str_cookie(const char *h, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    while (h && *h) {
+        h += strspn(h, " \t;");
+        size_t n = strcspn(h, ";");
+        if (n > nl && h[nl] == '=' && !memcmp(h, name, nl)) {
+            const char *v = h + nl + 1;
+            size_t vl = n - nl - 1;
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+                v++;
+                vl -= 2;
+            }
+            *len = vl;
+            return v;
+        }
+        h += n;
+    }
+    return NULL;
 }

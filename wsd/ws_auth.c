@@ -119,23 +119,13 @@ static long long ws_auth_since(struct lws *wsi)
 /* The value of cookie name in the Cookie header s ("a=1; b=2"), copied into out. */
 static int ws_auth_cookie(const char *s, const char *name, char *out, size_t size)
 {
-    size_t nlen = strlen(name);
-    while (*s) {
-        s += strspn(s, " \t;");
-        size_t len = strcspn(s, ";");
-        if (len > nlen && s[nlen] == '=' && !strncmp(s, name, nlen)) {
-            size_t vlen = len - nlen - 1;
-            while (vlen && (s[nlen + 1 + vlen - 1] == ' ' || s[nlen + 1 + vlen - 1] == '\t'))
-                vlen--;
-            if (vlen >= size)
-                return -1;
-            memcpy(out, s + nlen + 1, vlen);
-            out[vlen] = '\0';
-            return vlen ? 0 : -1;
-        }
-        s += len;
-    }
-    return -1;
+    size_t vlen;
+    const char *v = str_cookie(s, name, &vlen);
+    if (!v || !vlen || vlen >= size)
+        return -1;
+    memcpy(out, v, vlen);
+    out[vlen] = '\0';
+    return 0;
 }
 
 /* The access token: ?token=, else the access_token cookie. NULL when there is none. */
