@@ -48,17 +48,6 @@ int req_init(struct req *r, struct arena *a, struct FCGX_Request *f)
     return 0;
 }
 
-static int req_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *req_decode(struct arena *a, const char *s, size_t n, int form)
 {
     char *out = arena_alloc(a, n + 1);
@@ -68,8 +57,8 @@ char *req_decode(struct arena *a, const char *s, size_t n, int form)
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
-            int hi = i + 1 < n ? req_hex((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? req_hex((unsigned char)s[i + 2]) : -1;
+            int hi = i + 1 < n ? str_hex((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? str_hex((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return NULL;
             c = hi << 4 | lo;

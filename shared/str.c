@@ -24,6 +24,17 @@ size_t str_utf8_len(const char *s)
     return n;
 }
 
+int str_hex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 char *str_lower(char *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -12,6 +12,8 @@ int str_is_uuid(const char *s);
 const char *str_cookie(const char *header, const char *name, size_t *len);
 /* Characters of a UTF-8 string (bytes that do not continue a sequence). */
 size_t str_utf8_len(const char *s);
+/* The value of a hex digit, or -1. */
+int str_hex(int c);
 /* Lower-cases s[0..n) into out (n + 1 bytes) and returns out. */
 char *str_lower(char *out, const char *s, size_t n);
 

@@ -23,17 +23,7 @@ my $UUID_RE       = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 # ---- the fake provider -----------------------------------------------------------------
 
-my $fake_port = Chatd::Test::free_port();
-my $FAKE      = "http://127.0.0.1:$fake_port";
-my $fake      = Chatd::Test::spawn_cmd(
-    ['perl', "$FindBin::Bin/lib/fake_google.pl", 'daemon', '-l', $FAKE],
-    env     => {FAKE_GOOGLE_CLIENT_ID => $CLIENT_ID, FAKE_GOOGLE_CLIENT_SECRET => $CLIENT_SECRET},
-    timeout => 5,
-);
-END { kill 'TERM', $fake->{pid} if $fake && $fake->{pid} && !$fake->{reaped} }
-my $ua = Chatd::Test::ua();
-ok(Chatd::Test::wait_for(sub { my $c = $ua->get("$FAKE/_ping")->res->code; $c && $c == 200 },
-    15, 'the fake provider'), 'the fake Google provider answers');
+my ($FAKE, $ua, $fake) = Chatd::Test::start_fake_google($CLIENT_ID, $CLIENT_SECRET);
 
 sub fake_user {
     my ($hint, $profile, $token) = @_;

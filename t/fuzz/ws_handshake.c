@@ -14,6 +14,7 @@
  * request id is hex and '-' within its buffer; since is -1, -2 or 0..10^18; a token is
  * non-empty, terminated and shorter than its buffer; the close reason is one of WS.md's.
  */
+#include "str.h"
 #include "fuzz.h"
 
 #include <libwebsockets.h>
@@ -148,17 +149,6 @@ static int wh_hdr_custom_copy(struct lws *wsi, char *dst, int len, const char *n
     return r->req_id.len;
 }
 
-static int wh_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s[0..n) url-decoded (lws decodes the URI and its arguments), in a malloc'd buffer. */
 static struct wh_val wh_decode(const char *s, size_t n)
 {
@@ -166,9 +156,9 @@ static struct wh_val wh_decode(const char *s, size_t n)
     FUZZ_CHECK(v.s);
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
-        if (c == '%' && i + 2 < n && wh_hex((unsigned char)s[i + 1]) >= 0 &&
-            wh_hex((unsigned char)s[i + 2]) >= 0) {
-            c = wh_hex((unsigned char)s[i + 1]) << 4 | wh_hex((unsigned char)s[i + 2]);
+        if (c == '%' && i + 2 < n && str_hex((unsigned char)s[i + 1]) >= 0 &&
+            str_hex((unsigned char)s[i + 2]) >= 0) {
+            c = str_hex((unsigned char)s[i + 1]) << 4 | str_hex((unsigned char)s[i + 2]);
             i += 2;
         }
         v.s[v.len++] = (char)c;

@@ -474,6 +474,22 @@ sub new_t {
 # The stack's default Test::Mojo.
 sub t { my $self = shift; return $self->{t} //= $self->new_t }
 
+# Starts t/lib/fake_google.pl on a free port for the given client (one assertion: it answers).
+# Returns its base URL, a user agent and the process (spawn_cmd; stopped at exit if still up).
+my @FAKES;
+END { kill 'TERM', $_->{pid} for grep { $_->{pid} && !$_->{reaped} } @FAKES }
+sub start_fake_google {
+    my ($client_id, $secret) = @_;
+    my $url  = 'http://127.0.0.1:' . free_port();
+    my $fake = spawn_cmd(['perl', root() . '/t/lib/fake_google.pl', 'daemon', '-l', $url],
+        env => {FAKE_GOOGLE_CLIENT_ID => $client_id, FAKE_GOOGLE_CLIENT_SECRET => $secret}, timeout => 5);
+    push @FAKES, $fake;
+    my $ua = ua();
+    Test::More::ok(wait_for(sub { my $c = $ua->get("$url/_ping")->res->code; $c && $c == 200 },
+        15, 'the fake provider'), 'the fake Google provider answers');
+    return ($url, $ua, $fake);
+}
+
 # Registers $name through POST /api/v1/auth/register (one assertion) and returns
 # {id, name, token, refresh_token, user, h => {Authorization => "Bearer ..."}, auth => same}.
 # %extra goes into the body (email overrides the default <name>@example.com).
