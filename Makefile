@@ -86,7 +86,11 @@ $(BUILD)/%.o: %.c
 bootstrap:
 	scripts/bootstrap
 
-run: bootstrap all
+# run, test and bench build in a second make, started after bootstrap: this make has
+# evaluated `pkg-config` while reading this file, before bootstrap installed the -dev
+# packages it asks about (t/0020-make-bootstrap.t).
+run: bootstrap
+	$(MAKE) all
 	scripts/stack run
 
 up: all
@@ -104,10 +108,12 @@ seed-users:
 reset-db:
 	scripts/reset_database
 
-test: bootstrap all
+test: bootstrap
+	$(MAKE) all
 	scripts/test-run
 
-bench: bootstrap all
+bench: bootstrap
+	$(MAKE) all
 	bench/run
 
 # Each harness under libFuzzer for FUZZ_SECONDS (30) when clang has it; else says so, exits 0.
@@ -120,6 +126,10 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	  --suppress=missingIncludeSystem -Ishared -Ifcgi -Iwsd -It/fuzz t/fuzz
 
+# Every shell script (by its #! line; scripts/ also holds Perl).
+shellcheck:
+	shellcheck $$(grep -l '^#!.*\<\(bash\|sh\)\>' scripts/* .ci/run t/fuzz/run bench/run)
+
 format-check:
 	clang-format --dry-run --Werror shared/*.[ch] fcgi/*.[ch] wsd/*.[ch] bench/*.[ch] \
 	  t/fuzz/*.[ch]
@@ -127,5 +137,6 @@ format-check:
 clean:
 	rm -rf build bin
 
-.PHONY: all bootstrap run up down migrate seed-users reset-db test bench fuzz lint format-check clean
+.PHONY: all bootstrap run up down migrate seed-users reset-db test bench fuzz lint shellcheck \
+        format-check clean
 -include $(shell find build -name '*.d' 2>/dev/null)
