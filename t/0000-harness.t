@@ -7,6 +7,7 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use TAP::Parser;
+use POSIX ();
 use Time::HiRes ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -229,6 +230,27 @@ ok($sock, 'free_port: the port can be bound');
 close $sock if $sock;
 Chatd::Test::release_port($p1);
 ok(!-e "/tmp/chatd-ports/$p1", 'release_port: the lock file is removed');
+
+# One lock implementation: scripts/stack's (scripts/port-lock, owner = a VAR_DIR) respects
+# the harness's locks (owner = a pid) and takes over stale ones, and the other way round.
+my $lock = "$root/scripts/port-lock";
+my $gone = "/tmp/chatd-t0000-gone-$$";
+my $pl = sub { Chatd::Test::run_cmd([$lock, @_])->{exit} };
+is($pl->('claim', $gone, $p2), 1, 'port-lock: a stack cannot claim a port the harness holds');
+is($pl->('claim', $$, $p2), 0, 'port-lock: the harness owns its own lock');
+Chatd::Test::release_port($p2);
+my $dead = fork // die "fork: $!";
+POSIX::_exit(0) unless $dead;
+waitpid $dead, 0;
+open my $lfh, '>', "/tmp/chatd-ports/$p2" or die;
+print $lfh "$dead\n";
+close $lfh;
+is($pl->('claim', $gone, $p2), 0, "port-lock: a stack takes over the lock of a dead test's pid");
+is(Chatd::Test::_slurp("/tmp/chatd-ports/$p2"), "$gone\n", 'port-lock: the lock names the stack');
+ok(!-d $gone, 'port-lock: whose VAR_DIR does not exist, so its lock is stale');
+is($pl->('claim', $$, $p2), 0, "port-lock: and a test takes over a stack's stale lock");
+$pl->('release', $$);
+ok(!-e "/tmp/chatd-ports/$p2", 'port-lock: release drops the owner\'s locks');
 
 my $c = Chatd::Test::run_cmd(['sh', '-c', 'echo out; echo err >&2; exit 3']);
 is($c->{exit}, 3, 'run_cmd: exit status is returned');

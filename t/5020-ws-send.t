@@ -16,12 +16,7 @@ use IO::Socket::INET;
 my $s = Chatd::Test->new->start;
 my ($alice, $bob, $carol) = map { Chatd::WsClient::register($s, $_) } qw(alice bob carol);
 sub api { Chatd::WsClient::api($s, @_) }
-sub ws {
-    my ($u, $title) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
+sub ws { Chatd::WsClient->connect_user($s, @_) }
 sub count_messages { my $n = $s->psql('SELECT count(*) FROM messages'); chomp $n; return $n }
 sub reply_to {
     my ($c, $cid) = @_;

@@ -13,12 +13,7 @@ use Chatd::WsClient;
 my $s = Chatd::Test->new->start;
 my ($alice, $bob, $carol) = map { Chatd::WsClient::register($s, $_) } qw(alice bob carol);
 sub api { Chatd::WsClient::api($s, @_) }
-sub ws {
-    my ($u, $title, %q) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
+sub ws { Chatd::WsClient->connect_user($s, @_) }
 sub post { my ($u, %b) = @_; return api($u, POST => '/api/v1/messages', json => {content => 'm', %b})->json }
 sub max_seq { my $v = $s->psql(q{SELECT coalesce(max(seq), 0) FROM messages}); chomp $v; return $v + 0 }
 # The ids alice may see above $since, oldest first, from the database.

@@ -14,12 +14,7 @@ use Mojo::Util qw(b64_encode);
 
 my $s = Chatd::Test->new(env => {RATE_LIMIT_MESSAGES_PER_10S => 3})->start;
 my ($alice, $bob) = map { Chatd::WsClient::register($s, $_) } qw(alice bob);
-sub ws {
-    my ($u, $title) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
+sub ws { Chatd::WsClient->connect_user($s, @_) }
 
 # ---- malformed messages ---------------------------------------------------------------------
 my $c = ws($alice, 'alice');

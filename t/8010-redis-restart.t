@@ -13,12 +13,7 @@ use Chatd::WsClient;
 my $s = Chatd::Test->new->start;
 my ($alice, $bob) = map { Chatd::WsClient::register($s, $_) } qw(alice bob);
 sub api { Chatd::WsClient::api($s, @_) }
-sub ws {
-    my ($u, $title) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
+sub ws { Chatd::WsClient->connect_user($s, @_) }
 sub post {
     my ($u, $content) = @_;
     my $res = api($u, POST => '/api/v1/messages', json => {content => $content, receiver_id => $alice->{id}});

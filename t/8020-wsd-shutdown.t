@@ -13,12 +13,7 @@ use Time::HiRes ();
 
 my $s = Chatd::Test->new->start;
 my ($alice, $bob) = map { Chatd::WsClient::register($s, $_) } qw(alice bob);
-sub ws {
-    my ($u, $title) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
+sub ws { Chatd::WsClient->connect_user($s, @_) }
 sub online { my $v = $s->psql("SELECT is_online FROM users WHERE id = '" . shift . "'"); chomp $v; return $v }
 
 my @c = (ws($alice, 'alice'), ws($alice, 'alice again'), ws($bob, 'bob'));

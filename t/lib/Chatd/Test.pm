@@ -16,8 +16,6 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
-use Errno qw(EEXIST ESRCH);
-use Fcntl qw(O_CREAT O_EXCL O_WRONLY);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
 use File::Spec;
@@ -52,7 +50,6 @@ our $SANITIZER_RE = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
 # A program that logs a child's death by one of these signals has crashed.
 our $CRASH_RE = qr/\b(?:SIG(?:SEGV|ABRT|BUS|FPE|ILL)|signal\s+(?:4|6|7|8|11)\b)/;
 
-my $PORT_DIR = '/tmp/chatd-ports';
 our @LIVE;    # started stacks not yet finished
 my (%PORT_LOCKS, %TITLES);
 my $NSTACKS = 0;
@@ -79,51 +76,24 @@ sub random_hex {
     return unpack 'H*', $buf;
 }
 
-# A free 127.0.0.1 port in 10000-19999 (below the ephemeral range), reserved by a lock file
-# in /tmp/chatd-ports/ until this process ends or release_port() is called.
+# A free 127.0.0.1 port in 10000-19999 (below the ephemeral range; scripts/stack takes
+# 20000-31999), reserved by a lock file in /tmp/chatd-ports/ until this process ends or
+# release_port() is called. The locks are scripts/port-lock's, the same as scripts/stack's.
 sub free_port {
-    make_path($PORT_DIR, {mode => 01777}) unless -d $PORT_DIR;
-    for (1 .. 500) {
-        my $port = 10000 + int rand 10000;
-        my $lock = "$PORT_DIR/$port";
-        my $fh;
-        unless (sysopen $fh, $lock, O_WRONLY | O_CREAT | O_EXCL, 0644) {
-            die "$lock: $!" unless $! == EEXIST;
-            next unless _lock_is_stale($lock) && unlink $lock;
-            sysopen $fh, $lock, O_WRONLY | O_CREAT | O_EXCL, 0644 or next;
-        }
-        print $fh "$$\n";
-        close $fh;
-        my $sock = IO::Socket::INET->new(
-            LocalAddr => '127.0.0.1',
-            LocalPort => $port,
-            Proto     => 'tcp',
-            Listen    => 1,
-        );
-        if ($sock) {
-            close $sock;
-            $PORT_LOCKS{$port} = $lock;
-            return $port;
-        }
-        unlink $lock;
-    }
-    die "Chatd::Test: no free port found in 10000-19999\n";
+    _port_lock();
+    my $port = Chatd::PortLock::new_port($$, 10000, 20000)
+      // die "Chatd::Test: no free port found in 10000-19999\n";
+    $PORT_LOCKS{$port} = 1;
+    return $port;
 }
 
 sub release_port {
     my $port = pop;
-    my $lock = delete $PORT_LOCKS{$port} or return;
-    unlink $lock;
+    delete $PORT_LOCKS{$port} or return;
+    Chatd::PortLock::release($$, $port);
 }
 
-sub _lock_is_stale {
-    my $lock = shift;
-    open my $fh, '<', $lock or return 0;
-    my $pid = <$fh> // '';
-    chomp $pid;
-    return 0 unless $pid =~ /^\d+$/;
-    return !kill(0, $pid) && $! == ESRCH;
-}
+sub _port_lock { require(root() . '/scripts/port-lock') }
 
 # Runs a command to completion. Options: env => {K => v, K2 => undef (removed)},
 # clean_env => 1 (drop @CONFIG_KEYS first), timeout => seconds (default 120; the process

@@ -6,6 +6,7 @@ package Chatd::WsClient;
 #   my $u = Chatd::WsClient::register($s, 'alice');          # {id, token, refresh, auth}
 #   my $res = Chatd::WsClient::api($s, $u, POST => '/api/v1/messages', json => {...});
 #   my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
+#   my $c = Chatd::WsClient->connect_user($s, $u, 'alice');   # the same, plus "alice connected"
 #   $c->send({type => 'ping'});
 #   my $f = $c->next_frame(sub { $_->{type} eq 'pong' }, 5);   # first matching frame, or undef
 #   $c->close;
@@ -94,6 +95,17 @@ sub start {
     });
     wait_until(sub { $self->{tx} }, 10);
     return $self;
+}
+
+# A client of user $u on stack $s, authenticated: one assertion, "$title connected", true once
+# a ping was answered. %q goes into the connect path (since => N).
+#   sub ws { Chatd::WsClient->connect_user($s, @_) }     # then: my $c = ws($alice, 'alice');
+sub connect_user {
+    my ($class, $s, $u, $title, %q) = @_;
+    my $c = $class->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
+    local $Test::Builder::Level = $Test::Builder::Level + 2;
+    Test::More::ok($c->sync_point, "$title connected");
+    return $c;
 }
 
 sub frames       { $_[0]{frames} }
