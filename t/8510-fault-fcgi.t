@@ -32,6 +32,6 @@ Chatd::Faults::run($s, 'fcgi-master-kill-9', sub {
     Chatd::Test::wait_for(sub { !Chatd::Test::alive($master) }, 10, 'the master to die') or die "it survived\n";
     sleep 1;
     $s->start_part('fcgi') or die "fcgi did not start again\n";
-});
+}, expect_errors => 1);
 
 Chatd::Test::done();

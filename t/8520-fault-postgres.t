@@ -29,7 +29,7 @@ for my $mode (qw(fast immediate)) {
         pg_ctl('-m', $mode, 'stop');
         sleep 1;
         $s->start_part('pg') or die "postgres did not start again\n";
-    });
+    }, expect_errors => 1);
 }
 
 Chatd::Test::done();

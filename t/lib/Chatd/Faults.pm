@@ -24,6 +24,7 @@ package Chatd::Faults;
 # errors_seen_by_clients=...` and asserts lost, dup and reordered are 0, that every sender
 # was acknowledged again after the fault (the service recovered), and that the fault itself
 # succeeded. Options: warmup (3), tail (6), todo (a reason: the counts become TODO tests),
+# expect_errors => 1 (assert that the clients saw the fault: it was not injected in vain),
 # control => 1 (a check of the checker: the "fault" destroys an acknowledged message, and the
 # run asserts only that it is counted as lost).
 
@@ -276,6 +277,7 @@ sub _verify {
         Test::More::is($reord, 0, "$fault: seq order is ack order for every sender and conversation");
         Test::More::ok(!@late, "$fault: every sender is acknowledged again after the fault")
           or Test::More::diag("no ack after the fault for: @late");
+        Test::More::cmp_ok($errors, '>', 0, "$fault: the clients saw the fault") if $o{expect_errors};
     };
     my %r = (sent => $sent, acked => $acked, lost => $lost, dup => $dup, reordered => $reord, errors => $errors);
     if ($o{control}) {
