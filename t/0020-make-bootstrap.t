@@ -36,9 +36,10 @@ sub write_exe {
 }
 
 # The checkout (tracked and new files) plus the existing objects, mtimes kept.
-my $r = sh(qq{mkdir -p '$copy' && cd '$root' && }
-      . q{{ git ls-files -co --exclude-standard -z 2>/dev/null; } | }
-      . qq{tar --null -T - -cf - | tar -C '$copy' -xf - && }
+my $files = -e "$root/.git"
+  ? q{git ls-files -co --exclude-standard -z | tar --null -T - -cf -}
+  : q{tar --exclude=./var --exclude=./bin --exclude=./build -cf - .};
+my $r = sh(qq{mkdir -p '$copy' && cd '$root' && $files | tar -C '$copy' -xf - && }
       . qq{if [ -d build ]; then tar -cf - build | tar -C '$copy' -xf -; fi});
 is($r->{exit}, 0, 'a copy of the tree') or diag(Chatd::Test::describe($r));
 

@@ -160,7 +160,8 @@ sub _ws_connect {
         my (undef, $tx) = @_;
         $snd->{pending} = 0;
         if (!$tx->is_websocket) {
-            return _failed($snd, 'connect: ' . ($tx->res->code // $tx->error->{message} // '?'), \&_ws_connect);
+            my $why = $tx->res->code // ($tx->error // {})->{message} // '?';
+            return _failed($snd, "connect: $why", \&_ws_connect);
         }
         $snd->{tx} = $tx;
         $tx->on(json => sub { _ws_frame($snd, $_[1]) });

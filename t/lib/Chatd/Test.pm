@@ -548,6 +548,10 @@ sub log_tail {
 # 5xx statuses the access-log check tolerates for this stack.
 sub allow_5xx { my $self = shift; $self->{allow_5xx}{$_} = 1 for @_; return $self }
 
+# nginx error-log lines (regexps) that the [alert]/[crit]/[emerg] check tolerates for this
+# stack: what a fault test provokes on purpose.
+sub allow_nginx_log { my $self = shift; push @{$self->{allow_nginx_log}}, @_; return $self }
+
 # Parts (run/<name>.pid) the test stops or kills for good, exempt from the liveness check.
 sub expect_dead { my $self = shift; $self->{expect_dead}{$_} = 1 for @_; return $self }
 
@@ -603,6 +607,9 @@ sub check_logs {
 
     my $nginx = $self->{parts} =~ /\bnginx\b/;
     my @err = _grep_files(qr/\[(?:alert|crit|emerg)\]/, grep { -f } "$log/nginx-error.log");
+    for my $re (@{$self->{allow_nginx_log} // []}) {
+        @err = grep { $_ !~ $re } @err;
+    }
     $tb->ok(!@err, "$pre no [alert]/[crit]/[emerg] in the nginx error log") or Test::More::diag(join "\n", @err);
 
     my $access = "$log/nginx-access.log";
@@ -756,7 +763,8 @@ C<t> (the stack's Test::Mojo), C<new_t> (another one, own cookie jar), C<ws($pat
 C<env($key)> (from stack.env), C<var_dir>, C<db_url>, C<http_port>, C<pid($part)>,
 C<children($pid)>, C<alive($pid)>, C<stop_part($part)> / C<start_part($part)> (true on
 exit 0), C<psql($sql)> (stdout; dies on error), C<wait_for($cond, $timeout, $what)>,
-C<log_tail($name, $n)>, C<allow_5xx(@statuses)>, C<expect_dead(@parts)>, C<finish>.
+C<log_tail($name, $n)>, C<allow_5xx(@statuses)>, C<allow_nginx_log(@regexps)>,
+C<expect_dead(@parts)>, C<finish>.
 
 Class functions: C<free_port>, C<release_port>, C<run_cmd(\@cmd, %opts)>,
 C<spawn_cmd>/C<wait_cmd>, C<describe($result)>, C<create_db>, C<drop_db>, C<db_name>,
