@@ -180,8 +180,9 @@ static int mail_to_smtp(struct req *r, const char *to, const char *msg)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(c, CURLOPT_MAIL_FROM, from_addr);
     curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
-    /* smtp:// upgrades with STARTTLS when the server offers it; smtps:// is TLS throughout. */
-    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* smtp:// must upgrade with STARTTLS (a server that does not offer it fails the mail: never
+     * send a reset token in clear); smtps:// is TLS throughout. */
+    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, mail_read_cb);
     curl_easy_setopt(c, CURLOPT_READDATA, &up);
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
