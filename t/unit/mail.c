@@ -26,7 +26,7 @@
 #define NOW 1800000000L /* Fri, 15 Jan 2027 08:00:00 UTC */
 
 /* mail_send with its log lines (stderr) discarded: expected failures are not news. */
-static int mail_t_send(struct req *r, const char *to, const char *subject, const char *body)
+static int mail_t_send(struct arena *a, const char *to, const char *subject, const char *body)
 {
     fflush(stderr);
     int saved = dup(2), null = open("/dev/null", O_WRONLY);
@@ -34,7 +34,7 @@ static int mail_t_send(struct req *r, const char *to, const char *subject, const
         dup2(null, 2);
         close(null);
     }
-    int rc = mail_send(r, to, subject, body);
+    int rc = mail_send(a, to, subject, body);
     if (saved >= 0) {
         dup2(saved, 2);
         close(saved);
@@ -109,9 +109,9 @@ static void mail_t_outbox(struct req *r, const char *tmp)
     snprintf(dir, sizeof(dir), "%s/deep/outbox", tmp);
     cfg.mail_outbox_dir = dir;
     cfg.smtp_url = "";
-    is_int(mail_t_send(r, "bob@example.com", "Reset", "Token: abc\n"), 0,
+    is_int(mail_t_send(r->a, "bob@example.com", "Reset", "Token: abc\n"), 0,
            "outbox: mail_send returns 0");
-    is_int(mail_t_send(r, "carol@example.com", "Verify", "Token: def\n"), 0,
+    is_int(mail_t_send(r->a, "carol@example.com", "Verify", "Token: def\n"), 0,
            "outbox: a second mail");
     is_int(mail_t_count(dir, last, sizeof(last), &hidden), 2,
            "outbox: directory created, one file per mail");
@@ -123,12 +123,12 @@ static void mail_t_outbox(struct req *r, const char *tmp)
        "outbox: named <unix-ms>-<random>.eml (%s)", base);
     const char *txt = mail_t_slurp(last);
     ok(txt && strstr(txt, "\r\nToken: ") != NULL, "outbox: the file holds the message");
-    is_int(mail_t_send(r, "x@example.com\nBcc: y@example.com", "s", "b"), -1,
+    is_int(mail_t_send(r->a, "x@example.com\nBcc: y@example.com", "s", "b"), -1,
            "outbox: injection refused");
     is_int(mail_t_count(dir, last, sizeof(last), &hidden), 2,
            "outbox: nothing written for a refused mail");
     cfg.mail_outbox_dir = "/proc/chatd-no-such-dir/x";
-    is_int(mail_t_send(r, "bob@example.com", "s", "b"), -1,
+    is_int(mail_t_send(r->a, "bob@example.com", "s", "b"), -1,
            "outbox: an unwritable directory fails with -1");
 }
 
@@ -200,7 +200,7 @@ static void mail_t_smtp(struct req *r, const char *tmp)
     snprintf(url, sizeof(url), "smtp://user:secret@127.0.0.1:%d", ntohs(sa.sin_port));
     cfg.smtp_url = url;
     /* The fake offers no STARTTLS: smtp:// requires it, so nothing may go out in clear. */
-    is_int(mail_t_send(r, "bob@example.com", "Over SMTP", "Token: xyz\n.\nafter dot\n"), -1,
+    is_int(mail_t_send(r->a, "bob@example.com", "Over SMTP", "Token: xyz\n.\nafter dot\n"), -1,
            "smtp: a server without STARTTLS fails the mail");
     int status = -1;
     waitpid(pid, &status, 0);
@@ -213,9 +213,9 @@ static void mail_t_smtp(struct req *r, const char *tmp)
        "smtp: no envelope and no DATA sent in clear");
     ok(t && !strstr(t, "Token: xyz"), "smtp: the token never crossed the wire");
     cfg.smtp_url = "smtp://127.0.0.1:1";
-    is_int(mail_t_send(r, "bob@example.com", "s", "b"), -1, "smtp: a refused connection is -1");
+    is_int(mail_t_send(r->a, "bob@example.com", "s", "b"), -1, "smtp: a refused connection is -1");
     cfg.smtp_url = "http://127.0.0.1:1";
-    is_int(mail_t_send(r, "bob@example.com", "s", "b"), -1,
+    is_int(mail_t_send(r->a, "bob@example.com", "s", "b"), -1,
            "smtp: a URL that is not smtp(s) is refused");
 }
 

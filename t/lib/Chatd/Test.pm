@@ -564,6 +564,30 @@ sub pid {
 
 sub psql { my ($self, $sql) = @_; return psql_at($self->{db_url}, $sql) }
 
+# --- mail (fcgi/mailer.c sends queued mails after the request answered) --------------------
+
+# Waits until the mailer has handled every mail queued so far (no row due in mail_queue);
+# returns true, or false after $timeout (default 30) seconds.
+sub mail_idle {
+    my ($self, $timeout) = @_;
+    return $self->wait_for(sub {
+        ($self->psql(q{SELECT count(*) FROM mail_queue WHERE status = 'pending' AND next_at <= now()}) // 1) == 0
+    }, $timeout // 30, 'the mailer to drain mail_queue');
+}
+
+# The outbox mails (MAIL_OUTBOX_DIR = VAR_DIR/mail) addressed to $to, oldest first, after
+# the mailer has drained the queue.
+sub mails_to {
+    my ($self, $to) = @_;
+    $self->mail_idle;
+    my @m;
+    for my $f (sort glob("$self->{var_dir}/mail/*.eml")) {
+        my $txt = _slurp($f) // next;
+        push @m, $txt if $txt =~ /^To: \Q$to\E\r$/m;
+    }
+    return @m;
+}
+
 sub log_file {
     my ($self, $name) = @_;
     my $f = "$self->{var_dir}/log/$name";
