@@ -34,19 +34,26 @@ static volatile sig_atomic_t mailer_stop;
  * Claims the oldest due row and moves its next attempt out (10 s x 4^n), so a
  * crash mid-send is retried later rather than lost or sent in a tight loop.
  */
-static struct db_stmt q_claim =
-    DB_STMT("UPDATE mail_queue m SET attempts = m.attempts + 1, "
-            "       next_at = now() + make_interval(secs => 10 * power(4, m.attempts)) "
-            "FROM (SELECT id FROM mail_queue WHERE status = 'pending' AND next_at <= now() "
-            "      ORDER BY next_at LIMIT 1 FOR UPDATE SKIP LOCKED) c, users u "
-            "WHERE m.id = c.id AND u.id = m.user_id "
-            "RETURNING m.id, m.kind, m.to_addr, m.attempts, u.id, u.email, u.hashed_password, "
-            "          u.is_active, u.is_verified",
-            0);
-static struct db_stmt q_done = DB_STMT("UPDATE mail_queue SET status = $2, last_error = $3, "
-                                       "       sent_at = CASE WHEN $2 = 'sent' THEN now() END "
-                                       "WHERE id = $1",
-                                       3);
+static struct db_stmt q_claim = DB_STMT(
+    "UPDATE mail_queue m SET attempts = m.attempts + 1, "
+    "       next_at = now() + make_interval(secs => 10 * power(4, m.attempts)) "
+    "FROM (SELECT q.id, u.id AS uid, u.email, u.hashed_password, u.is_active, u.is_verified "
+    "      FROM mail_queue q LEFT JOIN users u ON u.id = q.user_id "
+    "      WHERE q.status = 'pending' AND q.next_at <= now() "
+    "      ORDER BY q.next_at LIMIT 1 FOR UPDATE OF q SKIP LOCKED) c "
+    "WHERE m.id = c.id "
+    "RETURNING m.id, m.kind, m.to_addr, m.attempts, c.uid, c.email, c.hashed_password, "
+    "          c.is_active, c.is_verified",
+    0);
+/* Marks a claimed row; a failed attempt waits 10 s x 4^(attempts-1) from now. */
+static struct db_stmt q_done =
+    DB_STMT("UPDATE mail_queue SET status = $2, last_error = $3, "
+            "       sent_at = CASE WHEN $2 = 'sent' THEN now() END, "
+            "       next_at = CASE WHEN $2 = 'pending' "
+            "                      THEN now() + make_interval(secs => 10 * power(4, attempts - 1)) "
+            "                      ELSE next_at END "
+            "WHERE id = $1",
+            3);
 static struct db_stmt q_purge = DB_STMT("DELETE FROM mail_queue WHERE status <> 'pending' AND "
                                         "created_at < now() - interval '" MAILER_KEEP "'",
                                         0);
@@ -106,13 +113,13 @@ static const char *mailer_verify_body(struct arena *a, const char *url, const ch
 
 /*
  * The token for a claimed row, from the account as it is now: NULL when the
- * mail no longer makes sense (the address changed, the account was
- * deactivated, or it got verified meanwhile). Returns malloc'd text.
+ * mail no longer makes sense (the account is gone, its address changed, it
+ * was deactivated, or got verified meanwhile). Returns malloc'd text.
  */
 static char *mailer_token(PGresult *res, int reset)
 {
     const char *to = PQgetvalue(res, 0, 2), *email = PQgetvalue(res, 0, 5);
-    if (strcasecmp(to, email) || PQgetvalue(res, 0, 7)[0] != 't')
+    if (PQgetisnull(res, 0, 4) || strcasecmp(to, email) || PQgetvalue(res, 0, 7)[0] != 't')
         return NULL;
     struct tok_claims c;
     memset(&c, 0, sizeof(c));
