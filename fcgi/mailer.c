@@ -77,6 +77,8 @@ static void mailer_signals(void)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* ps and the tests tell it from the workers by this name. */
+    prctl(PR_SET_NAME, "chat-mailer");
 }
 
 /* PUBLIC_URL without a trailing slash. */

@@ -301,6 +301,16 @@ sub children {
     return sort { $a <=> $b } @kids;
 }
 
+# The command name of $pid ('' when gone): chat-fcgi's mailer names itself chat-mailer.
+sub comm {
+    my $pid = pop;
+    my $stat = _slurp("/proc/$pid/stat") // return '';
+    return $stat =~ /^\d+ \((.*)\) / ? $1 : '';
+}
+
+# The fcgi workers among the children of master $pid (the mailer is not one).
+sub workers { my $ppid = pop; return grep { comm($_) ne 'chat-mailer' } children($ppid) }
+
 # True when $pid exists and is not a zombie.
 sub alive {
     my $pid = pop;
