@@ -150,8 +150,8 @@ static void h_oauth_nonce_cookie(struct req *r, const char *val, long max_age)
                              cfg.debug ? "" : "; Secure"));
 }
 
-/* A fresh nonce as 64 hex characters in out; -1 when the kernel has no randomness for us. */
-static int h_oauth_new_nonce(char out[2 * H_OAUTH_NONCE_BYTES + 1])
+/* 32 random bytes as 64 hex characters in out; -1 when the kernel has no randomness for us. */
+static int h_oauth_random_hex(char out[2 * H_OAUTH_NONCE_BYTES + 1])
 {
     unsigned char raw[H_OAUTH_NONCE_BYTES];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
@@ -168,7 +168,7 @@ int h_oauth_google_authorize(struct req *r)
     struct tok_claims c;
     char nonce[2 * H_OAUTH_NONCE_BYTES + 1];
     memset(&c, 0, sizeof(c));
-    if (h_oauth_new_nonce(nonce) < 0)
+    if (h_oauth_random_hex(nonce) < 0)
         return req_err(r, 503, "Cannot issue tokens");
     h_oauth_nonce_jti(nonce, c.jti);
     char *state = tok_issue(TOK_OAUTH_STATE, &c, time(NULL), H_OAUTH_STATE_TTL);
@@ -341,13 +341,10 @@ static const char *h_oauth_username(struct req *r, const char *email)
 /* An Argon2 hash of 32 random bytes: the account has no password until one is reset. */
 static int h_oauth_unusable_hash(char *out, size_t outlen)
 {
-    unsigned char raw[32];
-    char hex[65];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+    char hex[2 * H_OAUTH_NONCE_BYTES + 1];
+    if (h_oauth_random_hex(hex) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    return pw_hash(hex, 64, out, outlen);
+    return pw_hash(hex, strlen(hex), out, outlen);
 }
 
 static PGresult *h_oauth_upsert(struct req *r, const struct h_oauth_profile *p,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mail.h"
 #include "tok.h"
+#include "worker.h"
 
 /* fastapi-users' lifetimes of reset and verification tokens. */
 #define MAILER_TOKEN_TTL 3600L
@@ -66,17 +67,7 @@ static void mailer_on_term(int sig)
 
 static void mailer_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = mailer_on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    worker_child_signals(mailer_on_term);
     /* ps and the tests tell it from the workers by this name. */
     prctl(PR_SET_NAME, "chat-mailer");
 }
