@@ -1,7 +1,7 @@
 # chatd: one plain Makefile (see README "Layout").
 CC       ?= cc
 VERSION  := 0.1.0
-PKGS     := libpq hiredis json-c libjwt libargon2 libwebsockets libuv
+PKGS     := libpq hiredis json-c libjwt libargon2 libwebsockets libuv libcrypto
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wvla -Wformat=2
 CFLAGS   := -std=gnu11 -O2 -g $(WARN) -MMD -MP -D_GNU_SOURCE -DCHATD_VERSION='"$(VERSION)"' \

@@ -184,6 +184,19 @@ int auth_rate_limit(struct req *r, const char *key, int limit, int window_s)
 }
 
 /*
+ * The per-account login budget, whatever the IP: keyed on the resolved
+ * account, so its username and email share it; an unknown login name gets a
+ * bucket of its own, so the limit does not tell which accounts exist.
+ */
+static int auth_account_limit(struct req *r, const char *user_id, const char *login)
+{
+    char *key = arena_printf(r->a, "rl:login:acct:%s", user_id ? user_id : login);
+    for (char *p = key; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return key ? auth_rate_limit(r, key, cfg.rate_login_account_per_minute, 60) : 0;
+}
+
+/*
  * Finds the user by username or email and checks the password; an unknown
  * user costs one Argon2 verification too. Returns the row or NULL with *status.
  */
@@ -197,6 +210,11 @@ PGresult *auth_check_password(struct req *r, const char *login, const char *pass
         return NULL;
     }
     const char *hash = PQntuples(res) ? PQgetvalue(res, 0, 3) : NULL;
+    int limited = auth_account_limit(r, PQntuples(res) ? PQgetvalue(res, 0, 0) : NULL, login);
+    if (limited) {
+        *status = limited;
+        return NULL;
+    }
     if (!pw_verify(hash, password, strlen(password))) {
         *status = 401;
         return NULL;

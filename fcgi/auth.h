@@ -45,9 +45,11 @@ int auth_login_limit(struct req *r, const char *login);
 
 /*
  * Finds a user by username or email and checks the password; an unknown user
- * costs one Argon2 verification too. Returns the row (id, email, username,
- * hashed_password, is_active, chatd_user_auth json), or NULL with *status =
- * 401 (bad credentials) or another recorded error status.
+ * costs one Argon2 verification too. The per-account budget
+ * (RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE) is spent first, before the Argon2
+ * cost. Returns the row (id, email, username, hashed_password, is_active,
+ * chatd_user_auth json), or NULL with *status = 401 (bad credentials), 429
+ * (recorded, with Retry-After) or another recorded error status.
  */
 struct pg_result *auth_check_password(struct req *r, const char *login, const char *password,
                                       int *status);

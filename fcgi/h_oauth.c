@@ -1,5 +1,6 @@
 /* /api/v1/oauth/google/... : Google sign-in (API.md "Google OAuth2"). */
 #include <json-c/json.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,11 @@
 /* Bounds on what the provider hands us (Google's are far shorter). */
 #define H_OAUTH_TOKEN_MAX 4096
 #define H_OAUTH_SUB_MAX 255
+/* The browser-binding cookie (login CSRF): sent back only to the callback. */
+#define H_OAUTH_NONCE_COOKIE "oauth_nonce"
+#define H_OAUTH_CALLBACK_PATH "/api/v1/oauth/google/callback"
+#define H_OAUTH_NONCE_BYTES 32
+#define H_OAUTH_NONCE_MISMATCH "OAuth state does not belong to this browser"
 
 /* What the token endpoint answered. */
 struct h_oauth_tokens {
@@ -45,9 +51,11 @@ struct h_oauth_profile {
 
 /*
  * Finds the user of the Google account, else links a user with that email
- * (only when Google verified it), else creates one; stores the provider
- * tokens. One statement, so no half-linked state is ever visible. The result
- * row is NULLs when an unverified email belongs to an existing user.
+ * (only when both Google and the local account verified it: anyone can
+ * register an address they do not own, and must not receive its owner's
+ * later Google sign-in), else creates one; stores the provider tokens. One
+ * statement, so no half-linked state is ever visible. The result row is NULLs
+ * when the email belongs to an existing user that cannot be linked.
  * Data-modifying CTEs do not see each other's rows, hence `made` returns
  * what the answer needs.
  */
@@ -72,7 +80,7 @@ static struct db_stmt q_upsert = DB_STMT(
     "        FROM users u WHERE u.id IN (SELECT user_id FROM acct) "
     "        UNION ALL "
     "        SELECT u.id, u.email, u.username, u.is_active, chatd_user_auth(u), true "
-    "        FROM users u WHERE u.id IN (SELECT id FROM mail) AND $3 "
+    "        FROM users u WHERE u.id IN (SELECT id FROM mail) AND $3 AND u.is_verified "
     "        UNION ALL "
     "        SELECT id, email, username, is_active, j, true FROM made), "
     "upd AS (UPDATE oauth_accounts o SET access_token = $4, expires_at = $5, "
@@ -107,13 +115,62 @@ int h_oauth_google_status(struct req *r)
     return resp_json(r, 200, out);
 }
 
+/*
+ * The state's jti for a nonce: the first 128 bits of SHA-256(nonce) written
+ * as a UUID. The state thus carries the nonce's hash (never the nonce), and
+ * the jti stays unique per authorize since each nonce is fresh.
+ */
+static void h_oauth_nonce_jti(const char *nonce, char out[37])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    char hex[33];
+    SHA256((const unsigned char *)nonce, strlen(nonce), d);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* Same length and same bytes, without an early exit. */
+static int h_oauth_same(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    unsigned char d = n != strlen(b);
+    for (size_t i = 0; i < n && b[i]; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0 && n > 0;
+}
+
+/* Set-Cookie of the nonce; max_age 0 clears it. */
+static void h_oauth_nonce_cookie(struct req *r, const char *val, long max_age)
+{
+    resp_header(r, "Set-Cookie",
+                arena_printf(r->a, "%s=%s; HttpOnly; Max-Age=%ld; Path=%s; SameSite=Lax%s%s",
+                             H_OAUTH_NONCE_COOKIE, val, max_age, H_OAUTH_CALLBACK_PATH,
+                             max_age ? "" : "; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                             cfg.debug ? "" : "; Secure"));
+}
+
+/* 32 random bytes as 64 hex characters in out; -1 when the kernel has no randomness for us. */
+static int h_oauth_random_hex(char out[2 * H_OAUTH_NONCE_BYTES + 1])
+{
+    unsigned char raw[H_OAUTH_NONCE_BYTES];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return -1;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
 int h_oauth_google_authorize(struct req *r)
 {
     if (!h_oauth_configured())
         return req_err(r, 503, "Google OAuth is not configured");
     struct tok_claims c;
+    char nonce[2 * H_OAUTH_NONCE_BYTES + 1];
     memset(&c, 0, sizeof(c));
-    tok_uuid(c.jti);
+    if (h_oauth_random_hex(nonce) < 0)
+        return req_err(r, 503, "Cannot issue tokens");
+    h_oauth_nonce_jti(nonce, c.jti);
     char *state = tok_issue(TOK_OAUTH_STATE, &c, time(NULL), H_OAUTH_STATE_TTL);
     if (!state)
         return req_err(r, 503, "Cannot issue tokens");
@@ -132,17 +189,32 @@ int h_oauth_google_authorize(struct req *r)
                           : NULL;
     if (!url)
         return req_err(r, 413, "Request too large");
+    h_oauth_nonce_cookie(r, nonce, H_OAUTH_STATE_TTL);
     json_object *out = jx_obj(r->a);
     json_object_object_add(out, "authorization_url", json_object_new_string(url));
     return resp_json(r, 200, out);
 }
 
-/* Checks the signed state and claims its jti once, so a state works for one callback only. */
+/*
+ * Checks the signed state, that this browser holds the nonce the state was
+ * issued for (else anyone could log a victim into the attacker's account by
+ * sending them the attacker's callback URL), and claims its jti once, so a
+ * state works for one callback only. The nonce cookie is cleared either way.
+ */
 static int h_oauth_state_check(struct req *r, const char *state)
 {
     struct tok_claims c;
     if (!state || tok_verify(TOK_OAUTH_STATE, state, time(NULL), &c) < 0 || !str_is_uuid(c.jti))
         return req_err(r, 400, "Invalid OAuth state");
+    const char *nonce = req_cookie(r, H_OAUTH_NONCE_COOKIE);
+    char want[37];
+    if (nonce && *nonce)
+        h_oauth_nonce_cookie(r, "", 0);
+    if (!nonce || strlen(nonce) != 2 * H_OAUTH_NONCE_BYTES)
+        return req_err(r, 400, H_OAUTH_NONCE_MISMATCH);
+    h_oauth_nonce_jti(nonce, want);
+    if (!h_oauth_same(want, c.jti))
+        return req_err(r, 400, H_OAUTH_NONCE_MISMATCH);
     int claimed = rds_set_nx(arena_printf(r->a, "oauth:state:%s", c.jti), H_OAUTH_STATE_TTL);
     if (claimed < 0)
         return req_err(r, 503, "Redis unavailable");
@@ -269,13 +341,10 @@ static const char *h_oauth_username(struct req *r, const char *email)
 /* An Argon2 hash of 32 random bytes: the account has no password until one is reset. */
 static int h_oauth_unusable_hash(char *out, size_t outlen)
 {
-    unsigned char raw[32];
-    char hex[65];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+    char hex[2 * H_OAUTH_NONCE_BYTES + 1];
+    if (h_oauth_random_hex(hex) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    return pw_hash(hex, 64, out, outlen);
+    return pw_hash(hex, strlen(hex), out, outlen);
 }
 
 static PGresult *h_oauth_upsert(struct req *r, const struct h_oauth_profile *p,

@@ -28,6 +28,11 @@ int h_oauth_google_authorize(struct req *r);
 int h_oauth_google_callback(struct req *r);
 
 /* h_fau.c */
+/*
+ * The password fingerprint of reset tokens (hex, out[65]) for a stored hash;
+ * the mailer (fcgi/mailer.c) issues reset tokens with it. Returns 0 or -1.
+ */
+int h_fau_fingerprint(const char *hashed, char out[65]);
 int h_fau_register(struct req *r);
 int h_fau_login(struct req *r);
 int h_fau_logout(struct req *r);

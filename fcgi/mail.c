@@ -14,7 +14,6 @@
 #include "arena.h"
 #include "cfg.h"
 #include "log.h"
-#include "req.h"
 #include "tok.h"
 
 #define MAIL_TIMEOUT_S 10L
@@ -114,10 +113,10 @@ static int mail_write_all(int fd, const char *s, size_t n)
 }
 
 /* Readers of the outbox see whole files only: written under a dot name, then renamed. */
-static int mail_to_outbox(struct req *r, const char *msg)
+static int mail_to_outbox(struct arena *a, const char *msg)
 {
     const char *dir = *cfg.mail_outbox_dir ? cfg.mail_outbox_dir : ".";
-    if (mail_mkdirs(dir, r->a) < 0) {
+    if (mail_mkdirs(dir, a) < 0) {
         log_error("mail: cannot create MAIL_OUTBOX_DIR %s: %s", dir, strerror(errno));
         return -1;
     }
@@ -126,8 +125,8 @@ static int mail_to_outbox(struct req *r, const char *msg)
     char rnd[37];
     tok_uuid(rnd);
     long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    const char *name = arena_printf(r->a, "%s/%lld-%.8s%.4s.eml", dir, ms, rnd, rnd + 9);
-    const char *tmp = arena_printf(r->a, "%s/.%lld-%.8s.tmp", dir, ms, rnd);
+    const char *name = arena_printf(a, "%s/%lld-%.8s%.4s.eml", dir, ms, rnd, rnd + 9);
+    const char *tmp = arena_printf(a, "%s/.%lld-%.8s.tmp", dir, ms, rnd);
     if (!name || !tmp)
         return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -160,15 +159,15 @@ static size_t mail_read_cb(char *buf, size_t size, size_t nmemb, void *p)
     return n;
 }
 
-static int mail_to_smtp(struct req *r, const char *to, const char *msg)
+static int mail_to_smtp(struct arena *a, const char *to, const char *msg)
 {
     if (strncmp(cfg.smtp_url, "smtp://", 7) && strncmp(cfg.smtp_url, "smtps://", 8)) {
         log_error("mail: SMTP_URL must start with smtp:// or smtps://");
         return -1;
     }
-    const char *rcpt_addr = arena_printf(r->a, "<%s>", to);
-    const char *from = mail_from_addr(r->a);
-    const char *from_addr = from ? arena_printf(r->a, "<%s>", from) : NULL;
+    const char *rcpt_addr = arena_printf(a, "<%s>", to);
+    const char *from = mail_from_addr(a);
+    const char *from_addr = from ? arena_printf(a, "<%s>", from) : NULL;
     CURL *c = rcpt_addr && from_addr ? curl_easy_init() : NULL;
     if (!c) {
         log_error("mail: cannot start libcurl");
@@ -180,8 +179,9 @@ static int mail_to_smtp(struct req *r, const char *to, const char *msg)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(c, CURLOPT_MAIL_FROM, from_addr);
     curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
-    /* smtp:// upgrades with STARTTLS when the server offers it; smtps:// is TLS throughout. */
-    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* smtp:// must upgrade with STARTTLS (a server that does not offer it fails the mail: never
+     * send a reset token in clear); smtps:// is TLS throughout. */
+    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, mail_read_cb);
     curl_easy_setopt(c, CURLOPT_READDATA, &up);
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
@@ -200,12 +200,12 @@ static int mail_to_smtp(struct req *r, const char *to, const char *msg)
     return 0;
 }
 
-int mail_send(struct req *r, const char *to, const char *subject, const char *body)
+int mail_send(struct arena *a, const char *to, const char *subject, const char *body)
 {
-    char *msg = mail_format(r->a, to, subject, body, (long)time(NULL));
+    char *msg = mail_format(a, to, subject, body, (long)time(NULL));
     if (!msg) {
         log_error("mail: refused to format a mail (CR/LF in an address or the subject)");
         return -1;
     }
-    return *cfg.smtp_url ? mail_to_smtp(r, to, msg) : mail_to_outbox(r, msg);
+    return *cfg.smtp_url ? mail_to_smtp(a, to, msg) : mail_to_outbox(a, msg);
 }

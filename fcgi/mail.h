@@ -4,7 +4,6 @@
 #include <stddef.h>
 
 struct arena;
-struct req;
 
 /*
  * Formats one RFC 5322 text/plain message (From: MAIL_FROM, To, Subject,
@@ -19,8 +18,9 @@ char *mail_format(struct arena *a, const char *to, const char *subject, const ch
  * smtps://, credentials in the URL, 10 s timeout) when it is set, else as one
  * file <unix-ms>-<random>.eml in MAIL_OUTBOX_DIR (created when missing; the
  * file appears atomically by rename). Returns 0, or -1 after logging why once.
- * Callers never report the failure to the client (no account enumeration).
+ * Blocks up to the timeout: only the mailer process calls it (fcgi/mailer.c),
+ * never a request.
  */
-int mail_send(struct req *r, const char *to, const char *subject, const char *body);
+int mail_send(struct arena *a, const char *to, const char *subject, const char *body);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "mailer.h"
 #include "worker.h"
 
 #define MAIN_MAX_WORKERS 256
@@ -25,6 +26,8 @@ struct main_slot {
 };
 
 static struct main_slot main_slots[MAIN_MAX_WORKERS];
+/* The mailer process (fcgi/mailer.c), supervised like a worker. */
+static struct main_slot main_mailer;
 
 static pid_t main_spawn(int listen_fd, int slot)
 {
@@ -38,6 +41,34 @@ static pid_t main_spawn(int listen_fd, int slot)
     main_slots[slot].pid = pid;
     main_slots[slot].started = time(NULL);
     return pid;
+}
+
+static void main_spawn_mailer(int listen_fd)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        mailer_main(listen_fd);
+    if (pid < 0)
+        log_error("fork (mailer): %s", strerror(errno));
+    main_mailer.pid = pid > 0 ? pid : 0;
+    main_mailer.started = time(NULL);
+}
+
+/* 1 when pid was the mailer (replaced unless stopping). */
+static int main_reap_mailer(int listen_fd, pid_t pid, int status, int stopping)
+{
+    if (pid != main_mailer.pid)
+        return 0;
+    main_mailer.pid = 0;
+    if (stopping)
+        return 1;
+    log_warn("mailer %d %s %d; replacing it", (int)pid,
+             WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    if (time(NULL) - main_mailer.started < 1)
+        sleep(1);
+    main_spawn_mailer(listen_fd);
+    return 1;
 }
 
 static int main_listen(const char *where)
@@ -58,6 +89,8 @@ static void main_reap(int listen_fd, int stopping)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (main_reap_mailer(listen_fd, pid, status, stopping))
+            continue;
         for (int i = 0; i < cfg.fcgi_workers; i++) {
             if (main_slots[i].pid != pid)
                 continue;
@@ -81,7 +114,7 @@ static void main_reap(int listen_fd, int stopping)
 
 static int main_alive(void)
 {
-    int n = 0;
+    int n = main_mailer.pid > 0;
     for (int i = 0; i < cfg.fcgi_workers; i++)
         n += main_slots[i].pid > 0;
     return n;
@@ -92,6 +125,8 @@ static void main_shutdown(int listen_fd)
     for (int i = 0; i < cfg.fcgi_workers; i++)
         if (main_slots[i].pid > 0)
             kill(main_slots[i].pid, SIGTERM);
+    if (main_mailer.pid > 0)
+        kill(main_mailer.pid, SIGTERM);
     /* Workers blocked in accept() exit at once; busy ones answer first. 30 s, then KILL. */
     for (int ms = 0; main_alive() && ms < 30000; ms += 10) {
         main_reap(listen_fd, 1);
@@ -101,6 +136,8 @@ static void main_shutdown(int listen_fd)
     for (int i = 0; i < cfg.fcgi_workers; i++)
         if (main_slots[i].pid > 0)
             kill(main_slots[i].pid, SIGKILL);
+    if (main_mailer.pid > 0)
+        kill(main_mailer.pid, SIGKILL);
     main_reap(listen_fd, 1);
 }
 
@@ -145,6 +182,7 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     for (int i = 0; i < cfg.fcgi_workers; i++)
         main_spawn(listen_fd, i);
+    main_spawn_mailer(listen_fd);
     log_info("ready: %d workers on %s", cfg.fcgi_workers, cfg.fcgi_socket);
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);

@@ -25,11 +25,11 @@ static void worker_on_term(int sig)
     FCGX_ShutdownPending();
 }
 
-static void worker_signals(void)
+void worker_child_signals(void (*on_term)(int))
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = worker_on_term;
+    sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
@@ -53,7 +53,7 @@ static void worker_serve(struct arena *a, FCGX_Request *f)
 
 void worker_main(int listen_fd)
 {
-    worker_signals();
+    worker_child_signals(worker_on_term);
     if (getppid() == 1)
         _exit(0);
     if (db_open(cfg.database_url) < 0)

@@ -52,6 +52,9 @@ struct cfg {
     int rate_register_per_hour;
     int rate_messages_per_10s;
     char *log_level;
+    int rate_login_account_per_minute;
+    int rate_mail_per_hour;
+    int rate_mail_address_per_hour;
 };
 
 extern struct cfg cfg;

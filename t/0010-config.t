@@ -30,6 +30,8 @@ sub slurp {
 
 my $example = slurp("$root/.env.example");
 my $readme  = slurp("$root/README.md");
+# README.<area>.md: an engineer's section, folded into README.md at merge.
+$readme .= slurp($_) // '' for glob("$root/README.*.md");
 ok(defined $example, '.env.example exists');
 ok(defined $readme,  'README.md exists');
 

@@ -13,7 +13,7 @@ my $master = $s->pid('fcgi');
 ok($master && Chatd::Test::alive($master), 'fcgi master pid file names a live process');
 
 my @workers;
-ok($s->wait_for(sub { @workers = grep { Chatd::Test::alive($_) } $s->children($master); @workers == 2 },
+ok($s->wait_for(sub { @workers = grep { Chatd::Test::alive($_) } $s->workers($master); @workers == 2 },
     10, 'two live fcgi workers'), 'the master has two workers')
   or diag("children: @{[$s->children($master)]}");
 
@@ -24,7 +24,7 @@ ok(kill('KILL', $victim), 'SIGKILL sent to one worker');
 
 my @now;
 ok($s->wait_for(sub {
-        @now = $s->children($master);
+        @now = $s->workers($master);
         @now == 2 && !grep { $_ == $victim } @now;
     }, 10, 'a replacement worker'),
     'the master reaps the killed worker and forks a replacement')

@@ -77,9 +77,13 @@ my %by_name = reverse %pids;
 ok($by_name{$_}, "pid file $_ exists") for qw(redis.pid fcgi.pid wsd-1.pid);
 ok((grep { /^nginx/ } values %pids), 'an nginx pid file exists');
 my $master = $by_name{'fcgi.pid'};
-my @workers = $master ? Chatd::Test::children($master) : ();
+my @workers;
+Chatd::Test::wait_for(sub { @workers = $master ? Chatd::Test::workers($master) : (); @workers == 2 }, 10, 'two workers');
 is(scalar @workers, 2, 'the fcgi master has two workers (FCGI_WORKERS=2)');
 $pids{$_} = "fcgi worker" for @workers;
+my @mailer = grep { Chatd::Test::comm($_) eq 'chat-mailer' } ($master ? Chatd::Test::children($master) : ());
+is(scalar @mailer, 1, 'the fcgi master has one mailer');
+$pids{$_} = "fcgi mailer" for @mailer;
 my @dead = grep { !Chatd::Test::alive($_) } sort keys %pids;
 is("@dead", '', 'every process of the stack is alive after up');
 

@@ -43,18 +43,8 @@ sub detail_is {
     is_deeply($t->tx->res->json('/detail'), $want, $title);
 }
 
-# The mails in the outbox addressed to $to, oldest first.
-sub mails_to {
-    my $to = shift;
-    my @m;
-    for my $f (sort glob($s->var_dir . '/mail/*.eml')) {
-        open my $fh, '<:raw', $f or next;
-        local $/;
-        my $txt = <$fh>;
-        push @m, $txt if $txt =~ /^To: \Q$to\E\r$/m;
-    }
-    return @m;
-}
+# The mails in the outbox addressed to $to, oldest first (once the mailer has sent them).
+sub mails_to { return $s->mails_to(shift) }
 sub token_of { my $m = shift // ''; return $m =~ /^Token: (\S+)\r$/m ? $1 : undef }
 sub claims_of {
     my $tok = shift // '';
@@ -193,10 +183,12 @@ jwt_login('alicia', $PW, 400, 'patch me: the old password no longer works');
 $tok = jwt_login('alice.new@example.com', 'new password 2', 200, 'patch me: the new password works');
 
 # ---- forgot / reset password ---------------------------------------------------------
+$s->mail_idle;
 my $nmail = () = glob($s->var_dir . '/mail/*.eml');
 $t->post_ok($s->url('/auth/forgot-password'), json => {email => 'nobody@example.com'})
   ->status_is(202, 'forgot: unknown email is 202 too');
 is($t->tx->res->body, 'null', 'forgot: body is null');
+ok($s->mail_idle, 'forgot: the mailer is idle');
 is(scalar(() = glob($s->var_dir . '/mail/*.eml')), $nmail, 'forgot: no mail for an unknown email');
 $t->post_ok($s->url('/auth/forgot-password'), json => {email => 'bad'})->status_is(422, 'forgot: invalid email 422');
 $t->post_ok($s->url('/auth/forgot-password'), json => {})->status_is(422, 'forgot: missing email 422');

@@ -8,8 +8,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Chatd::Test;
 
-my $s = Chatd::Test->new(env => {RATE_LIMIT_LOGIN_PER_MINUTE => 3, RATE_LIMIT_REGISTER_PER_HOUR => 3},
-    fcgi_workers => 3)->start;
+my $s = Chatd::Test->new(env => {RATE_LIMIT_LOGIN_PER_MINUTE => 3, RATE_LIMIT_REGISTER_PER_HOUR => 3,
+    RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE => 5}, fcgi_workers => 3)->start;
 my $t = $s->t;
 my $PW = 'password123';
 
@@ -55,5 +55,18 @@ $t->post_ok($s->url('/auth/jwt/login'), form => {username => 'user2', password =
 is_429(60, 'jwt login user2 attempt 4');
 $t->post_ok($s->url('/auth/jwt/login'), form => {username => 'USER2', password => $PW});
 is_429(60, 'jwt login: the bucket ignores the case of the username');
+
+# ---- login: 5 per minute per account, its username and email sharing the budget ----------
+# (the register limit is spent: the account is made in SQL with user1's password hash)
+$s->psql(q{INSERT INTO users (email, username, hashed_password) }
+       . q{SELECT 'user3@example.com', 'user3', hashed_password FROM users WHERE username = 'user1'});
+$login->('user3', $PW)->status_is(200, "account: login by username 1: 200") for 1 .. 3;
+$login->('user3@example.com', 'wrong-password')->status_is(401, 'account: login 4 by email (wrong password): 401');
+$t->post_ok($s->url('/auth/jwt/login'), form => {username => 'USER3@example.com', password => $PW})
+  ->status_is(200, 'account: login 5 by email (jwt route): 200');
+$login->('user3@example.com', $PW);
+is_429(60, 'account: login 6, by email whose IP+name bucket holds 2, is over the account budget');
+is($s->psql(q{SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'user3'}) + 0,
+   3, 'account: the refused login started no session (3 JSON logins made one each)');
 
 Chatd::Test::done();

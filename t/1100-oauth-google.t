@@ -11,7 +11,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Chatd::Test;
-use Digest::SHA qw(hmac_sha256);
+use Digest::SHA qw(hmac_sha256 sha256_hex);
 use Mojo::JSON qw(decode_json encode_json);
 use Mojo::Promise;
 use Mojo::URL;
@@ -67,13 +67,29 @@ sub jwt_hs256 {
 
 sub uuid4 { my $h = Chatd::Test::random_hex(16); $h =~ s/^(.{8})(.{4})(.{4})(.{4})/$1-$2-$3-$4-/; return $h }
 
+# The jti a state carries for a browser nonce: the first 128 bits of SHA-256(nonce) as a UUID.
+sub nonce_jti { my $h = sha256_hex(shift); $h =~ s/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/$1-$2-$3-$4-$5/; return $h }
+
 # ---- flow helpers ----------------------------------------------------------------------
 
-# GET authorize; returns the authorization URL (a Mojo::URL).
+# The nonce cookie each authorize set, by state: the browser that asked for that state.
+my %NONCE_OF;
+
+# GET authorize; returns the authorization URL (a Mojo::URL) and remembers its nonce cookie.
 sub authorize_url {
     my $label = shift;
     $t->get_ok($s->url('/api/v1/oauth/google/authorize'))->status_is(200, "$label: authorize is 200");
-    return Mojo::URL->new($t->tx->res->json('/authorization_url') // '');
+    my $url = Mojo::URL->new($t->tx->res->json('/authorization_url') // '');
+    my ($n) = grep { $_->name eq 'oauth_nonce' } @{$t->tx->res->cookies};
+    $NONCE_OF{$url->query->param('state') // ''} = $n ? $n->value : '';
+    return $url;
+}
+
+# The Cookie header of the browser that started the flow of callback URL $cb.
+# (The cookie is Secure, so the jar would not send it over http: send it by hand.)
+sub nonce_header {
+    my $cb = Mojo::URL->new(shift);
+    return {Cookie => 'oauth_nonce=' . ($NONCE_OF{$cb->query->param('state') // ''} // '')};
 }
 
 # authorize -> fake provider (as user $hint) -> the callback URL the browser would open.
@@ -90,7 +106,7 @@ sub provider_redirect {
 sub google_login {
     my ($hint, $label, $status) = @_;
     my $cb = provider_redirect($hint, $label);
-    $t->get_ok($cb)->status_is($status // 302, "$label: callback answers " . ($status // 302));
+    $t->get_ok($cb => nonce_header($cb))->status_is($status // 302, "$label: callback answers " . ($status // 302));
     return $t->tx;
 }
 
@@ -132,6 +148,37 @@ like($st->{jti} // '', $UUID_RE, 'state: a random jti');
 is(($st->{exp} // 0) - ($st->{iat} // 0), 600, 'state: valid for 10 minutes');
 ok(!exists $st->{sub} && !exists $st->{type}, 'state: no sub and no type claim');
 isnt(authorize_url('second authorize')->query->param('state'), $q->param('state'), 'each authorize gives a new state');
+
+# ---- login CSRF: the state belongs to the browser that asked for it ---------------------
+
+$t->get_ok($s->url('/api/v1/oauth/google/authorize'))->status_is(200, 'nonce: authorize is 200');
+my ($nc) = grep { $_->name eq 'oauth_nonce' } @{$t->tx->res->cookies};
+ok($nc && $nc->value =~ /^[0-9a-f]{64}$/, 'nonce: authorize sets a 256-bit oauth_nonce cookie');
+my $set = join "\n", @{$t->tx->res->headers->every_header('Set-Cookie')};
+like($set, qr/oauth_nonce=[0-9a-f]{64}; HttpOnly; Max-Age=600; Path=\/api\/v1\/oauth\/google\/callback; SameSite=Lax; Secure/,
+    'nonce: HttpOnly, 10 minutes, callback path only, SameSite=Lax, Secure (DEBUG=false)');
+my $nurl = Mojo::URL->new($t->tx->res->json('/authorization_url') // '');
+my $nstate = $nurl->query->param('state');
+$NONCE_OF{$nstate} = $nc ? $nc->value : '';
+is(jwt_claims($nstate)->{jti}, nonce_jti($nc ? $nc->value : ''), 'nonce: the state carries the hash of the nonce, not the nonce');
+unlike($nstate, qr/\Q@{[$nc ? $nc->value : 'x']}\E/, 'nonce: the nonce itself is not in the state');
+fake_user(csrf => {sub => '100000000000000000020', email => 'attacker.g@example.com', email_verified => \1});
+$nurl->query->merge(login_hint => 'csrf');
+my $ncb = Mojo::URL->new($ua->get($nurl)->res->headers->location // '');
+my $ncalls = fake_calls();
+$t->get_ok($ncb)->status_is(400, 'nonce: a callback without the nonce cookie (the victim of login CSRF) is 400')
+  ->json_is('/detail' => 'OAuth state does not belong to this browser', 'nonce: missing cookie detail');
+ok(!grep({ $_->name =~ /^(access|refresh)_token$/ } @{$t->tx->res->cookies}), 'nonce: missing cookie: no login cookies');
+authorize_url('other browser');
+my ($other_nonce) = grep { defined && length && $_ ne $NONCE_OF{$nstate} } values %NONCE_OF;
+$t->get_ok($ncb => {Cookie => "oauth_nonce=$other_nonce"})
+  ->status_is(400, "nonce: another browser's nonce cookie is 400")
+  ->json_is('/detail' => 'OAuth state does not belong to this browser', 'nonce: mismatched cookie detail');
+$t->get_ok($ncb => {Cookie => 'oauth_nonce=' . ('0' x 64)})->status_is(400, 'nonce: a forged nonce is 400');
+is(fake_calls(), $ncalls, 'nonce: refused before the code reached the token endpoint');
+$t->get_ok($ncb => nonce_header($ncb))->status_is(302, 'nonce: the browser that asked for the state signs in');
+like(join("\n", @{$t->tx->res->headers->every_header('Set-Cookie')}),
+    qr/oauth_nonce=; HttpOnly; Max-Age=0; Path=\/api\/v1\/oauth\/google\/callback/, 'nonce: the callback clears the cookie');
 
 # ---- first login: a new user -----------------------------------------------------------
 
@@ -185,7 +232,7 @@ SKIP: {
 
 # The callback URL cannot be used again: its state is spent (and the code not even tried).
 my $calls = fake_calls();
-$t->get_ok($tx->req->url)->status_is(400, 'replayed callback is 400')
+$t->get_ok($tx->req->url => nonce_header($tx->req->url))->status_is(400, 'replayed callback is 400')
   ->json_is('/detail' => 'Invalid OAuth state', 'replayed callback: Invalid OAuth state');
 is(fake_calls(), $calls, 'replayed callback: the token endpoint was not called');
 
@@ -206,7 +253,43 @@ is($rt2, 'fake-rt-alice', 'alice second login: the stored refresh token is kept 
 is(jwt_claims(cookies_of($t->tx)->{access_token}->value)->{sub}, $alice->{id},
    'alice second login: cookie for the same user');
 
-# ---- linking to a password account -------------------------------------------------------
+# ---- account takeover: an unverified local account is never linked -----------------------
+
+# The attacker registers the victim's address with a password of their own choosing; the
+# victim's later Google sign-in must not land in that account.
+$t->post_ok($s->url('/api/v1/auth/register') => json =>
+      {email => 'victim@example.com', username => 'not_the_victim', password => 'attacker password 1'})
+  ->status_is(201, 'takeover: the attacker registers victim@example.com');
+my $trap_id = $t->tx->res->json('/user/id');
+fake_user(victim => {sub => '100000000000000000030', email => 'victim@example.com', email_verified => \1});
+google_login(victim => 'takeover: the victim signs in with Google', 400);
+$t->json_is('/detail' => 'OAUTH_USER_ALREADY_EXISTS', 'takeover: OAUTH_USER_ALREADY_EXISTS');
+ok(!grep({ $_->name =~ /^(access|refresh)_token$/ } @{$t->tx->res->cookies}), 'takeover: no login cookies');
+is(oauth_rows('100000000000000000030'), 0, "takeover: the victim's Google account is not linked");
+$t->post_ok($s->url('/api/v1/auth/login') => json => {username => 'not_the_victim', password => 'attacker password 1'})
+  ->status_is(200, 'takeover: the attacker logs in to their account');
+is(jwt_claims($t->tx->res->json('/access_token'))->{sub}, $trap_id, 'takeover: ... which has no Google link');
+is($s->psql("SELECT count(*) FROM oauth_accounts WHERE user_id = '$trap_id'") + 0, 0,
+   "takeover: the attacker's account holds no oauth_accounts row");
+
+# Same attack through an email change: the address becomes unverified, so no link either.
+$t->post_ok($s->url('/auth/register') => json =>
+      {email => 'mallory@example.com', username => 'mallory', password => 'attacker password 2'})
+  ->status_is(201, 'takeover by email change: mallory registers');
+my $mal_id = $t->tx->res->json('/id');
+$s->psql("UPDATE users SET is_verified = true WHERE id = '$mal_id'");
+$t->post_ok($s->url('/auth/jwt/login') => form => {username => 'mallory', password => 'attacker password 2'})
+  ->status_is(200, 'takeover by email change: mallory logs in');
+my $mal_tok = $t->tx->res->json('/access_token');
+$t->patch_ok($s->url('/users/me') => {Authorization => "Bearer $mal_tok"} => json => {email => 'victim2@example.com'})
+  ->status_is(200, "takeover by email change: mallory takes the victim's address")
+  ->json_is('/is_verified' => Mojo::JSON::false, 'takeover by email change: the new address is not verified');
+fake_user(victim2 => {sub => '100000000000000000031', email => 'victim2@example.com', email_verified => \1});
+google_login(victim2 => 'takeover by email change: the victim signs in with Google', 400);
+$t->json_is('/detail' => 'OAUTH_USER_ALREADY_EXISTS', 'takeover by email change: OAUTH_USER_ALREADY_EXISTS');
+is(oauth_rows('100000000000000000031'), 0, 'takeover by email change: not linked');
+
+# ---- linking to a verified password account ----------------------------------------------
 
 $t->post_ok($s->url('/api/v1/auth/register') => json =>
       {email => 'bob@example.com', username => 'bob_pw', password => 'correct horse battery'})
@@ -214,6 +297,9 @@ $t->post_ok($s->url('/api/v1/auth/register') => json =>
 my $bob_id = $t->tx->res->json('/user/id');
 fake_user(bob => {sub => '100000000000000000002', email => 'Bob@Example.com', email_verified => \1,
                   given_name => 'Robert'});
+google_login(bob => 'bob before verifying his address', 400);
+$t->json_is('/detail' => 'OAUTH_USER_ALREADY_EXISTS', 'bob unverified: not linked yet');
+$s->psql("UPDATE users SET is_verified = true WHERE id = '$bob_id'");
 google_login(bob => 'bob links Google');
 is(jwt_claims(cookies_of($t->tx)->{access_token}->value)->{sub}, $bob_id,
    'bob links Google: logged in as the password user (email matched case-insensitively)');
@@ -224,14 +310,15 @@ is($s->psql(q{SELECT count(*) FROM users WHERE lower(email) = 'bob@example.com'}
 $t->post_ok($s->url('/api/v1/auth/login') => json => {username => 'bob_pw', password => 'correct horse battery'})
   ->status_is(200, 'bob links Google: his password still works');
 
-# An email Google did not verify is not linked to an existing account.
+# An email Google did not verify is not linked to an existing account, even a verified one.
 $t->post_ok($s->url('/api/v1/auth/register') => json =>
       {email => 'carol@example.com', username => 'carol', password => 'correct horse battery'})
   ->status_is(201, 'carol registers with a password');
+$s->psql(q{UPDATE users SET is_verified = true WHERE email = 'carol@example.com'});
 fake_user(carol => {sub => '100000000000000000003', email => 'carol@example.com', email_verified => \0});
 google_login(carol => 'carol unverified', 400);
 $t->json_is('/detail' => 'OAUTH_USER_ALREADY_EXISTS', 'carol unverified: OAUTH_USER_ALREADY_EXISTS');
-ok(!$t->tx->res->cookies->[0], 'carol unverified: no cookies');
+ok(!grep({ $_->name =~ /^(access|refresh)_token$/ } @{$t->tx->res->cookies}), 'carol unverified: no login cookies');
 is(oauth_rows('100000000000000000003'), 0, 'carol unverified: no oauth_accounts row');
 
 # ---- new users: usernames and bounded profiles ------------------------------------------
@@ -266,7 +353,7 @@ fake_user(race => {sub => '100000000000000000010', email => 'race@example.com', 
 my @cbs = map { provider_redirect(race => "race $_") } 1 .. 2;
 my $rua = Chatd::Test::ua();
 my @codes;
-Mojo::Promise->all(map { $rua->get_p($_) } @cbs)->then(sub { @codes = map { $_->[0]->res->code } @_ })
+Mojo::Promise->all(map { $rua->get_p($_ => nonce_header($_)) } @cbs)->then(sub { @codes = map { $_->[0]->res->code } @_ })
   ->catch(sub { diag("race: @_") })->wait;
 is("@codes", '302 302', 'race: two simultaneous first logins both succeed');
 is($s->psql(q{SELECT count(*) FROM users WHERE email = 'race@example.com'}) + 0, 1, 'race: one user');
@@ -288,13 +375,13 @@ is($s->psql(q{SELECT count(*) FROM users WHERE email = 'huge@example.com'}) + 0,
 $s->psql("UPDATE users SET is_active = false WHERE id = '$alice->{id}'");
 google_login(alice => 'alice inactive', 400);
 $t->json_is('/detail' => 'LOGIN_BAD_CREDENTIALS', 'alice inactive: LOGIN_BAD_CREDENTIALS');
-ok(!$t->tx->res->cookies->[0], 'alice inactive: no cookies');
+ok(!grep({ $_->name =~ /^(access|refresh)_token$/ } @{$t->tx->res->cookies}), 'alice inactive: no login cookies');
 $s->psql("UPDATE users SET is_active = true WHERE id = '$alice->{id}'");
 
 # The provider rejects the code: 400, and a new state is needed after that.
 my $state = authorize_url('bogus code')->query->param('state');
 my $bogus = Mojo::URL->new($CALLBACK)->query(code => 'not-a-code', state => $state);
-$t->get_ok($bogus)->status_is(400, 'code the provider rejects is 400')
+$t->get_ok($bogus => nonce_header($bogus))->status_is(400, 'code the provider rejects is 400')
   ->json_is('/detail' => 'OAuth code exchange failed', 'rejected code: OAuth code exchange failed');
 
 my $now = time;
@@ -320,10 +407,12 @@ $t->get_ok(Mojo::URL->new($CALLBACK)->query(code => 'some-code'))
   ->status_is(400, 'no state: 400')->json_is('/detail' => 'Invalid OAuth state', 'no state: Invalid OAuth state');
 is(fake_calls(), $calls, 'bad states: the token endpoint was never called');
 
-# A state signed with the right key works: the key is what makes a state, and a fresh jti.
-my $made = jwt_hs256({jti => uuid4(), iat => $now, exp => $now + 600, aud => ['fastapi-users:oauth-state']},
-    $s->secret_key);
-$t->get_ok(Mojo::URL->new($CALLBACK)->query(code => 'some-code', state => $made))
+# A state signed with the right key works: the key is what makes a state, with a fresh jti
+# that is the hash of the browser's nonce cookie.
+my $my_nonce = Chatd::Test::random_hex(32);
+my $made = jwt_hs256({jti => nonce_jti($my_nonce), iat => $now, exp => $now + 600,
+                      aud => ['fastapi-users:oauth-state']}, $s->secret_key);
+$t->get_ok(Mojo::URL->new($CALLBACK)->query(code => 'some-code', state => $made) => {Cookie => "oauth_nonce=$my_nonce"})
   ->status_is(400, 'well-signed state with a bad code: 400')
   ->json_is('/detail' => 'OAuth code exchange failed', 'well-signed state: gets as far as the code exchange');
 

@@ -46,6 +46,8 @@ $ua->post("$FAKE/_user" => json => {hint => 'jo', profile => {sub => '2000000000
     email => 'jo@example.com', email_verified => \1, given_name => 'Jo'}});
 $t->get_ok($s->url('/api/v1/oauth/google/authorize'))->status_is(200, 'json: authorize is 200');
 my $raw = $t->tx->res->json('/authorization_url') // '';
+my %nonce = map { $_->name => $_->value } @{$t->tx->res->cookies};
+like($nonce{oauth_nonce} // '', qr/^[0-9a-f]{64}$/, 'json: authorize sets the oauth_nonce cookie');
 like($raw, qr/^\Q$FAKE\E\/authorize\?hd=example\.com&response_type=code&/,
     'json: a query in GOOGLE_AUTHORIZE_URL is kept, ours appended with &');
 my $url = Mojo::URL->new($raw);
@@ -62,7 +64,8 @@ is($back->host, 'app.example', 'json: ... to GOOGLE_REDIRECT_URI');
 # must carry the same redirect_uri (the fake checks it).
 my $cb = Mojo::URL->new($s->url('/api/v1/oauth/google/callback'))
   ->query(code => $back->query->param('code'), state => $back->query->param('state'));
-$t->get_ok($cb)->status_is(200, 'json: callback is 200')
+# The browser's nonce cookie goes along (Secure: the jar would not send it over http).
+$t->get_ok($cb => {Cookie => "oauth_nonce=$nonce{oauth_nonce}"})->status_is(200, 'json: callback is 200')
   ->header_like('Content-Type' => qr{^application/json}, 'json: callback answers JSON')
   ->json_is('/token_type' => 'bearer', 'json: token_type bearer')
   ->json_like('/access_token' => qr/^[\w-]+\.[\w-]+\.[\w-]+$/, 'json: an access token')
@@ -92,7 +95,9 @@ my $d = Chatd::Test->new(name => 'deadtoken', parts => 'redis fcgi nginx',
 my $dt = $d->new_t;
 $dt->get_ok($d->url('/api/v1/oauth/google/authorize'))->status_is(200, 'deadtoken: authorize is 200');
 my $state = Mojo::URL->new($dt->tx->res->json('/authorization_url') // '')->query->param('state');
-$dt->get_ok(Mojo::URL->new($d->url('/api/v1/oauth/google/callback'))->query(code => 'c', state => $state))
+my ($dn) = map { $_->value } grep { $_->name eq 'oauth_nonce' } @{$dt->tx->res->cookies};
+$dt->get_ok(Mojo::URL->new($d->url('/api/v1/oauth/google/callback'))->query(code => 'c', state => $state)
+    => {Cookie => 'oauth_nonce=' . ($dn // '')})
   ->status_is(400, 'deadtoken: unreachable token endpoint is 400')
   ->json_is('/detail' => 'OAuth code exchange failed', 'deadtoken: OAuth code exchange failed');
 

@@ -40,6 +40,7 @@ our @CONFIG_KEYS = qw(
   GOOGLE_TOKEN_URL GOOGLE_USERINFO_URL OAUTH_SUCCESS_REDIRECT SMTP_URL MAIL_FROM MAIL_OUTBOX_DIR
   PUBLIC_URL HTTP_PORT FCGI_WORKERS FCGI_SOCKET WSD_HOST WSD_PORT WSD_PORTS WSD_INSTANCES
   RATE_LIMIT_LOGIN_PER_MINUTE RATE_LIMIT_REGISTER_PER_HOUR RATE_LIMIT_MESSAGES_PER_10S LOG_LEVEL
+  RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE RATE_LIMIT_MAIL_PER_HOUR RATE_LIMIT_MAIL_ADDRESS_PER_HOUR
   ENV_FILE VAR_DIR STACK_PARTS REDIS_PORT
 );
 
@@ -270,6 +271,16 @@ sub children {
     return sort { $a <=> $b } @kids;
 }
 
+# The command name of $pid ('' when gone): chat-fcgi's mailer names itself chat-mailer.
+sub comm {
+    my $pid = pop;
+    my $stat = _slurp("/proc/$pid/stat") // return '';
+    return $stat =~ /^\d+ \((.*)\) / ? $1 : '';
+}
+
+# The fcgi workers among the children of master $pid (the mailer is not one).
+sub workers { my $ppid = pop; return grep { comm($_) ne 'chat-mailer' } children($ppid) }
+
 # True when $pid exists and is not a zombie.
 sub alive {
     my $pid = pop;
@@ -342,6 +353,9 @@ sub start {
         RATE_LIMIT_LOGIN_PER_MINUTE  => 0,
         RATE_LIMIT_REGISTER_PER_HOUR => 0,
         RATE_LIMIT_MESSAGES_PER_10S  => 0,
+        RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE => 0,
+        RATE_LIMIT_MAIL_PER_HOUR            => 0,
+        RATE_LIMIT_MAIL_ADDRESS_PER_HOUR    => 0,
         %{$self->{env}},
     };
     my $r = $self->_stack('up');
@@ -529,6 +543,30 @@ sub pid {
 }
 
 sub psql { my ($self, $sql) = @_; return psql_at($self->{db_url}, $sql) }
+
+# --- mail (fcgi/mailer.c sends queued mails after the request answered) --------------------
+
+# Waits until the mailer has handled every mail queued so far (no row due in mail_queue);
+# returns true, or false after $timeout (default 30) seconds.
+sub mail_idle {
+    my ($self, $timeout) = @_;
+    return $self->wait_for(sub {
+        ($self->psql(q{SELECT count(*) FROM mail_queue WHERE status = 'pending' AND next_at <= now()}) // 1) == 0
+    }, $timeout // 30, 'the mailer to drain mail_queue');
+}
+
+# The outbox mails (MAIL_OUTBOX_DIR = VAR_DIR/mail) addressed to $to, oldest first, after
+# the mailer has drained the queue.
+sub mails_to {
+    my ($self, $to) = @_;
+    $self->mail_idle;
+    my @m;
+    for my $f (sort glob("$self->{var_dir}/mail/*.eml")) {
+        my $txt = _slurp($f) // next;
+        push @m, $txt if $txt =~ /^To: \Q$to\E\r$/m;
+    }
+    return @m;
+}
 
 sub log_file {
     my ($self, $name) = @_;
