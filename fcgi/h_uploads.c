@@ -300,8 +300,11 @@ int h_upload_get(struct req *r)
         return req_err(r, 404, "File not found");
     /* nginx keeps these from this answer and sends the file from the internal location. */
     resp_header(r, "X-Accel-Redirect", arena_printf(r->a, "/__uploads/%s", name));
-    resp_header(r, "Content-Type", arena_strdup(r->a, PQgetvalue(res, 0, 0)));
-    resp_header(r, "Content-Disposition", "inline");
+    const char *type = arena_strdup(r->a, PQgetvalue(res, 0, 0));
+    int media = type && (!strncmp(type, "image/", 6) || !strncmp(type, "video/", 6));
+    resp_header(r, "Content-Type", type);
+    /* Anything else ALLOWED_EXTENSIONS_STR may admit is downloaded, never shown inline. */
+    resp_header(r, "Content-Disposition", media ? "inline" : "attachment");
     resp_header(r, "Cache-Control", "public, max-age=31536000, immutable");
     return resp_raw(r, 200, NULL, NULL, 0);
 }
