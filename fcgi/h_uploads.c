@@ -43,13 +43,21 @@ struct upl {
     EVP_MD_CTX *sha;
 };
 
+/* Closes and removes the temp file (idempotent). */
+static void upl_discard(struct upl *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->tmp[0])
+        unlink(u->tmp);
+    u->tmp[0] = '\0';
+}
+
 static void upl_cleanup(void *p)
 {
     struct upl *u = p;
-    if (u->fd >= 0)
-        close(u->fd);
-    if (u->tmp[0])
-        unlink(u->tmp);
+    upl_discard(u);
     EVP_MD_CTX_free(u->sha);
 }
 
@@ -250,6 +258,26 @@ static int upl_store(struct req *r, struct upl *u, const char *type)
     return resp_json(r, 201, o);
 }
 
+/* Streams, checks and stores; returns 0 once answered, or an error status (temp file kept). */
+static int upl_receive(struct req *r, struct upl *u, struct mpart *m)
+{
+    int rc;
+    if (mpart_init(m, req_param(r, "CONTENT_TYPE"), &upl_cb, u) != 0)
+        return req_invalid(r, "body", "file", "Field required", "missing");
+    if ((rc = upl_stream(r, m)) != 0)
+        return upl_stream_error(r, u, rc);
+    if (!u->got_file)
+        return req_invalid(r, "body", "file", "Field required", "missing");
+    if (u->size == 0)
+        return req_err(r, 400, "Empty file");
+    const char *type = upl_sniff(u->tmp);
+    if (!type)
+        return req_err(r, 503, "Upload type check unavailable");
+    if (!upl_type_allowed(type))
+        return upl_type_error(r);
+    return upl_store(r, u, arena_strdup(r->a, type));
+}
+
 int h_upload_create(struct req *r)
 {
     const char *key = arena_printf(r->a, "rl:upload:%s", r->user->id);
@@ -269,20 +297,11 @@ int h_upload_create(struct req *r)
     }
     if (!u->sha || !EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL))
         return req_err(r, 503, "Upload storage unavailable");
-    if (mpart_init(m, req_param(r, "CONTENT_TYPE"), &upl_cb, u) != 0)
-        return req_invalid(r, "body", "file", "Field required", "missing");
-    if ((rc = upl_stream(r, m)) != 0)
-        return upl_stream_error(r, u, rc);
-    if (!u->got_file)
-        return req_invalid(r, "body", "file", "Field required", "missing");
-    if (u->size == 0)
-        return req_err(r, 400, "Empty file");
-    const char *type = upl_sniff(u->tmp);
-    if (!type)
-        return req_err(r, 503, "Upload type check unavailable");
-    if (!upl_type_allowed(type))
-        return upl_type_error(r);
-    return upl_store(r, u, arena_strdup(r->a, type));
+    rc = upl_receive(r, u, m);
+    /* Before the error is written: a client that sees the answer never sees the temp file. */
+    if (rc)
+        upl_discard(u);
+    return rc;
 }
 
 /* [A-Za-z0-9._-], not starting with a dot (temp files and dot files are never served). */

@@ -223,7 +223,8 @@ $t->post_ok($s->url('/api/v1/upload'), $alice->{auth},
 ok(exists $t->tx->res->json->{url}, 'old version: the answer has a url');
 
 # ---- the per-user rate limit -------------------------------------------------------------
-my $l = Chatd::Test->new(name => 'limited', env => {RATE_LIMIT_UPLOADS_PER_MINUTE => 2})->start;
+# One worker and the default MAX_UPLOAD_SIZE (10 MiB), for the memory check below too.
+my $l = Chatd::Test->new(name => 'limited', fcgi_workers => 1, env => {RATE_LIMIT_UPLOADS_PER_MINUTE => 2})->start;
 my $lt = $l->t;
 my $carol = $l->register('carol');
 my $dave  = $l->register('dave');
@@ -236,5 +237,32 @@ $lt->post_ok($l->url('/api/v1/upload'), $carol->{auth}, form => {file => {conten
 ok($lt->tx->res->headers->header('Retry-After'), 'rate limit: Retry-After');
 $lt->post_ok($l->url('/api/v1/upload'), $dave->{auth}, form => {file => {content => $sample{png}, filename => 'a.png'}})
   ->status_is(201, 'rate limit: per user (another user still uploads)');
+
+# ---- a worker never holds the file: its peak RSS barely moves during a 9 MiB upload --------
+# Argon2 (register) leaves a worker's heap large enough to hide any growth: measure a fresh
+# worker, forked after a graceful SIGTERM to the one that did the hashing.
+sub vm_kb { my ($pid, $k) = @_; my $s = Chatd::Test::_slurp("/proc/$pid/status") // ''; return $s =~ /^Vm$k:\s+(\d+)/m ? $1 : undef }
+my $erin   = $l->register('erin');
+my $master = $l->pid('fcgi');
+my ($old)  = Chatd::Test::children($master);
+ok($old && kill('TERM', $old), 'memory: the worker that hashed passwords is told to stop');
+my $worker;
+ok($l->wait_for(sub { ($worker) = grep { $_ != $old && Chatd::Test::alive($_) } Chatd::Test::children($master); $worker },
+    20, 'a fresh fcgi worker'), 'memory: the master forks a fresh worker');
+$lt->post_ok($l->url('/api/v1/upload'), $erin->{auth}, form => {file => {content => $sample{png}, filename => 'a.png'}})
+  ->status_is(201, 'memory: a warm-up upload (libmagic loaded)');
+SKIP: {
+    skip 'no worker pid in /proc', 3 unless $worker && defined vm_kb($worker, 'RSS');
+    my $idle = vm_kb($worker, 'RSS');
+    # "5" resets VmHWM to the current RSS.
+    my $cr;
+    my $reset = open($cr, '>', "/proc/$worker/clear_refs") && print($cr "5\n") && close($cr);
+    skip "cannot reset the peak RSS: $!", 3 unless $reset && vm_kb($worker, 'HWM') - $idle < 64;
+    $lt->post_ok($l->url('/api/v1/upload'), $erin->{auth},
+        form => {file => {content => $jpeg_pad->(9 << 20), filename => 'big.jpg'}})->status_is(201, 'memory: a 9 MiB upload');
+    my $grow = vm_kb($worker, 'HWM') - $idle;
+    ok($grow < 2048, "memory: the worker's peak RSS grew by less than 2 MiB during it (+$grow KiB)")
+      or diag("worker $worker: idle $idle KiB, peak " . vm_kb($worker, 'HWM') . ' KiB');
+}
 
 Chatd::Test::done();
