@@ -6,7 +6,8 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wpointer-arith -Wvla -Wformat=2
 CFLAGS   := -std=gnu11 -O2 -g $(WARN) -MMD -MP -D_GNU_SOURCE -DCHATD_VERSION='"$(VERSION)"' \
             -Ishared $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -lcurl -lm
+# libmagic and libcrypto (SHA-256) for fcgi's uploads; wsd links them too (one LDLIBS).
+LDLIBS   := $(shell pkg-config --libs $(PKGS) libcrypto 2>/dev/null) -lfcgi -lcurl -lmagic -lm
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
@@ -35,12 +36,13 @@ UNIT_BIN   := $(UNIT_SRC:t/unit/%.c=build/t/unit-%.t)
 
 # Fuzz harnesses (t/fuzz/<name>.c, see t/fuzz/fuzz.h). Each links the product objects it
 # does not #include itself (it includes a .c to reach its static functions).
-FUZZ_NAMES := json_body route_match jwt ws_frame ws_handshake
+FUZZ_NAMES := json_body route_match jwt ws_frame ws_handshake multipart
 FUZZ_BIN   := $(FUZZ_NAMES:%=build/t/fuzz-%.t)
 WSD_LIB_OBJ := $(filter-out %/main.o,$(WSD_OBJ))
 FUZZ_OBJ_json_body    := $(filter-out %/route.o %/h_groups.o,$(FCGI_LIB_OBJ)) $(SHARED_OBJ)
 FUZZ_OBJ_route_match  := $(filter-out %/route.o,$(FCGI_LIB_OBJ)) $(SHARED_OBJ)
 FUZZ_OBJ_jwt          := $(SHARED_OBJ)
+FUZZ_OBJ_multipart    := $(BUILD)/fcgi/mpart.o
 FUZZ_OBJ_ws_frame     := $(filter-out $(addprefix %/,ws_proto.o ws_conn.o ws_cmd.o ws_send.o \
                            ws_sync.o),$(WSD_LIB_OBJ)) $(SHARED_OBJ)
 FUZZ_OBJ_ws_handshake := $(filter-out %/ws_auth.o,$(WSD_LIB_OBJ)) $(SHARED_OBJ)

@@ -3,6 +3,10 @@
 
 struct req;
 
+/* h_uploads.c */
+int h_upload_create(struct req *r);
+int h_upload_get(struct req *r);
+
 /* h_ops.c */
 int h_root(struct req *r);
 int h_health(struct req *r);

@@ -155,7 +155,7 @@ const char *req_cookie(struct req *r, const char *name)
     return v ? arena_strndup(r->a, v, n) : NULL;
 }
 
-static void req_drain(struct req *r)
+void req_drain(struct req *r)
 {
     char buf[16384];
     while (FCGX_GetStr(buf, sizeof(buf), r->fcgi->in) > 0)

@@ -73,6 +73,8 @@ const char *req_cookie(struct req *r, const char *name);
  * 413 (the rest is drained so the connection stays sane).
  */
 int req_read_body(struct req *r, size_t limit);
+/* Reads and drops what is left of the request body. */
+void req_drain(struct req *r);
 /* Percent-decodes s[0..n) ('+' as space when form is set); NULL on a bad escape or NUL. */
 char *req_decode(struct arena *a, const char *s, size_t n, int form);
 

@@ -60,6 +60,9 @@ const struct route route_table[] = {
     {"POST", "/api/v1/groups/{group_id:uuid}/members", h_groups_member_add, R_AUTH, 0},
     {"DELETE", "/api/v1/groups/{group_id:uuid}/members/{user_id:uuid}", h_groups_member_remove,
      R_AUTH, 0},
+    /* Bad names are 404 (h_upload_get checks them), not the 422 of a typed parameter. */
+    {"POST", "/api/v1/upload", h_upload_create, R_AUTH | R_STREAM, 0},
+    {"GET", "/api/v1/upload/{filename}", h_upload_get, 0, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 
@@ -247,12 +250,13 @@ static int route_run(struct req *r)
         if (rc)
             return rc;
     }
-    if (rt->flags & R_AUTH) {
-        int rc = auth_require(r);
-        if (rc)
-            return rc;
-    }
-    return rt->handler(r);
+    int rc = (rt->flags & R_AUTH) ? auth_require(r) : 0;
+    if (!rc)
+        rc = rt->handler(r);
+    /* A streamed body left unread (401, 429, a failed upload) would reset the connection. */
+    if (rt->flags & R_STREAM)
+        req_drain(r);
+    return rc;
 }
 
 void route_dispatch(struct req *r)

@@ -10,6 +10,7 @@ enum route_flags {
     R_FORM = 1 << 1,     /* body is application/x-www-form-urlencoded */
     R_AUTH = 1 << 2,     /* needs an access token (Bearer, then cookie) */
     R_JSON_OPT = 1 << 3, /* a JSON object body is optional: parsed when present */
+    R_STREAM = 1 << 4,   /* the handler streams the body itself; what it leaves is drained */
 };
 
 /*

@@ -87,6 +87,7 @@ static const struct cfg_key cfg_table[] = {
     I("RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE", rate_login_account_per_minute, "30", 0, 1000000),
     I("RATE_LIMIT_MAIL_PER_HOUR", rate_mail_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_MAIL_ADDRESS_PER_HOUR", rate_mail_address_per_hour, "5", 0, 1000000),
+    I("RATE_LIMIT_UPLOADS_PER_MINUTE", rate_uploads_per_minute, "20", 0, 1000000),
 };
 
 /* Values shipped in .env.example and by the old version: never good outside DEBUG. */

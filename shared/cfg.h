@@ -51,6 +51,7 @@ struct cfg {
     int rate_login_per_minute;
     int rate_register_per_hour;
     int rate_messages_per_10s;
+    int rate_uploads_per_minute;
     char *log_level;
     int rate_login_account_per_minute;
     int rate_mail_per_hour;
