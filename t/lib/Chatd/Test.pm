@@ -43,6 +43,7 @@ our @CONFIG_KEYS = qw(
   PUBLIC_URL HTTP_PORT FCGI_WORKERS FCGI_SOCKET WSD_HOST WSD_PORT WSD_PORTS WSD_INSTANCES
   RATE_LIMIT_LOGIN_PER_MINUTE RATE_LIMIT_REGISTER_PER_HOUR RATE_LIMIT_MESSAGES_PER_10S LOG_LEVEL
   ENV_FILE VAR_DIR STACK_PARTS REDIS_PORT
+  RATE_LIMIT_GROUPS_PER_HOUR RATE_LIMIT_GROUP_MEMBERS_PER_HOUR FCGI_SOCKET_GROUP
 );
 
 # Markers of memory errors in the programs' logs (ASan/UBSan/LSan; valgrind with
@@ -372,6 +373,10 @@ sub start {
         RATE_LIMIT_LOGIN_PER_MINUTE  => 0,
         RATE_LIMIT_REGISTER_PER_HOUR => 0,
         RATE_LIMIT_MESSAGES_PER_10S  => 0,
+        RATE_LIMIT_GROUPS_PER_HOUR        => 0,
+        RATE_LIMIT_GROUP_MEMBERS_PER_HOUR => 0,
+        # DEBUG=false has no default origins; the tests speak from these (undef: none).
+        CORS_ORIGINS_STR => 'http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000',
         %{$self->{env}},
     };
     my $r = $self->_stack('up');
@@ -776,7 +781,7 @@ C<t_E<lt>testE<gt>_E<lt>pidE<gt>> from the template (CHATD_TEST_PG_TEMPLATE, els
 CHATD_TEST_PG_URL), a VAR_DIR under CHATD_TEST_TMP (else a temporary directory), picks
 HTTP_PORT, and runs C<scripts/stack up> with ENV_FILE=/dev/null, DEBUG=false, random
 SECRET_KEY / REFRESH_SECRET_KEY (C<secret_key>, C<refresh_secret_key>) and the rate limits
-disabled (0). Configuration keys inherited from the caller's environment are removed first.
+disabled (0), CORS_ORIGINS_STR set to the development origins. Configuration keys inherited from the caller's environment are removed first.
 On failure it prints the stack's output and the logs and dies.
 
 =head1 METHODS
