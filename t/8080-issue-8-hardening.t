@@ -10,6 +10,7 @@ use lib "$FindBin::Bin/lib";
 use Chatd::Test;
 use IO::Select;
 use IO::Socket::INET;
+use File::Temp ();
 use Mojo::Util qw(b64_encode);
 
 my $s = Chatd::Test->new(env => {MAX_BODY_SIZE => 4096, CORS_ORIGINS_STR => undef})->start;
@@ -93,5 +94,29 @@ is(handshake_status($path, Origin => 'http://127.0.0.1:' . $s->http_port), 101,
     'no CORS_ORIGINS_STR: a WebSocket from the server\'s own origin (PUBLIC_URL) is accepted');
 like(Chatd::Test::_slurp($s->log_file('fcgi.log')) // '', qr/CORS_ORIGINS_STR is not set/,
     'chat-fcgi warned at start-up that no CORS origin is allowed');
+
+# ---- FCGI_SOCKET_GROUP: chat-fcgi alone (its master listens before any database work) ---------------
+SKIP: {
+    my $gid = getgrnam('nogroup');
+    skip 'no group "nogroup" here', 5 unless defined $gid;
+    skip 'chgrp to a group of ours needs root or membership', 5 unless $> == 0 || grep { $_ == $gid } split ' ', $);
+    my $dir  = File::Temp::tempdir('chatd-sock-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my %env  = (ENV_FILE => '/dev/null', DEBUG => 'false', SECRET_KEY => $s->secret_key,
+        REFRESH_SECRET_KEY => $s->refresh_secret_key, FCGI_WORKERS => 1, DATABASE_URL => $s->db_url,
+        REDIS_URL => $s->env('REDIS_URL'), LOG_LEVEL => 'warn');
+    my $fcgi = Chatd::Test::spawn_cmd([Chatd::Test::root() . '/bin/chat-fcgi'], clean_env => 1, timeout => 30,
+        env => {%env, FCGI_SOCKET => "$dir/g.sock", FCGI_SOCKET_GROUP => 'nogroup'});
+    ok($s->wait_for(sub { -S "$dir/g.sock" }, 20, 'the socket'), 'FCGI_SOCKET_GROUP=nogroup: chat-fcgi listens');
+    my @g = stat "$dir/g.sock";
+    is($g[5], $gid, 'the socket belongs to the group FCGI_SOCKET_GROUP names');
+    is(sprintf('%04o', ($g[2] // 0) & 07777), '0660', 'and is mode 0660');
+    kill 'TERM', $fcgi->{pid};
+    my $r = Chatd::Test::wait_cmd($fcgi);
+    is($r->{exit}, 0, 'chat-fcgi stops on TERM') or diag(Chatd::Test::describe($r));
+    $r = Chatd::Test::run_cmd([Chatd::Test::root() . '/bin/chat-fcgi'], clean_env => 1, timeout => 30,
+        env => {%env, FCGI_SOCKET => "$dir/n.sock", FCGI_SOCKET_GROUP => 'no-such-group-' . $$});
+    ok($r->{exit} != 0 && ($r->{out} . $r->{err}) =~ /FCGI_SOCKET_GROUP/, 'an unknown FCGI_SOCKET_GROUP stops start-up, naming it')
+      or diag(Chatd::Test::describe($r));
+}
 
 Chatd::Test::done();
