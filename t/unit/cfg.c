@@ -78,6 +78,7 @@ static void cfg_reset_prod(void)
     setenv("DEBUG", "false", 1);
     setenv("SECRET_KEY", GOOD_SECRET, 1);
     setenv("REFRESH_SECRET_KEY", GOOD_REFRESH, 1);
+    setenv("CORS_ORIGINS_STR", "", 1); /* set, so no start-up warning on stderr */
 }
 
 static int has(const char *hay, const char *needle)
@@ -215,6 +216,7 @@ static void test_secrets(void)
 static void test_cors_default(void)
 {
     cfg_reset_prod();
+    unsetenv("CORS_ORIGINS_STR");
     is_int(cfg_load(err, sizeof(err)), 0, "DEBUG=false, CORS_ORIGINS_STR unset: loads");
     is_int(cfg.cors_origins.n, 0, "DEBUG=false: no CORS origin by default");
     const char *o = "http://localhost:3000";
