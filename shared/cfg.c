@@ -297,7 +297,6 @@ int cfg_load(char *err, size_t errlen)
     cfg_fix_database_url();
     if (cfg_require_secrets(err, errlen) < 0)
         return -1;
-    cfg_default_cors();
     if (cfg_check_secret("SECRET_KEY", cfg.secret_key, err, errlen) < 0 ||
         cfg_check_secret("REFRESH_SECRET_KEY", cfg.refresh_secret_key, err, errlen) < 0)
         return -1;
@@ -305,6 +304,7 @@ int cfg_load(char *err, size_t errlen)
         snprintf(err, errlen, "REFRESH_SECRET_KEY: must differ from SECRET_KEY");
         return -1;
     }
+    cfg_default_cors();
     if (cfg_split("CORS_ORIGINS_STR", cfg.cors_origins_str, &cfg.cors_origins, err, errlen) < 0 ||
         cfg_split("ALLOWED_EXTENSIONS_STR", cfg.allowed_extensions_str, &cfg.allowed_types, err,
                   errlen) < 0)

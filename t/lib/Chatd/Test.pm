@@ -428,6 +428,14 @@ sub _read_stack_env {
 sub var_dir            { $_[0]{var_dir} }
 sub http_port          { $_[0]{http_port} }
 sub db_url             { $_[0]{db_url} }
+
+# The test database as the cluster's superuser (scripts/stack's initdb user "postgres"): for
+# what the programs' role may not do (LOAD 'auto_explain', superuser-only settings).
+sub admin_db_url {
+    my $self = shift;
+    (my $u = $self->{db_url}) =~ s{^(postgres(?:ql)?(?:\+\w+)?://)(?:[^@/]*@)?}{$1postgres\@};
+    return $u;
+}
 sub db                 { $_[0]{db} }
 sub secret_key         { $_[0]{secret_key} }
 sub refresh_secret_key { $_[0]{refresh_secret_key} }
@@ -788,7 +796,8 @@ On failure it prints the stack's output and the logs and dies.
 
 C<url($path)>, C<ws_url($path)>, C<ws_connect_path($user_id, token =E<gt> ..., since =E<gt> ...)>,
 C<t> (the stack's Test::Mojo), C<new_t> (another one, own cookie jar), C<ws($path, \%headers)>,
-C<env($key)> (from stack.env), C<var_dir>, C<db_url>, C<http_port>, C<pid($part)>,
+C<env($key)> (from stack.env), C<var_dir>, C<db_url>, C<admin_db_url> (the same database as the
+superuser C<postgres>: the programs' role C<chatd> is not one), C<http_port>, C<pid($part)>,
 C<children($pid)>, C<alive($pid)>, C<stop_part($part)> / C<start_part($part)> (true on
 exit 0), C<psql($sql)> (stdout; dies on error), C<wait_for($cond, $timeout, $what)>,
 C<log_tail($name, $n)>, C<allow_5xx(@statuses)>, C<expect_dead(@parts)>, C<finish>.
