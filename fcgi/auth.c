@@ -169,10 +169,15 @@ int auth_login_limit(struct req *r, const char *login)
 
 int auth_rate_limit(struct req *r, const char *key, int limit, int window_s)
 {
-    if (limit <= 0)
+    return auth_rate_limit_n(r, key, 1, limit, window_s);
+}
+
+int auth_rate_limit_n(struct req *r, const char *key, long count, int limit, int window_s)
+{
+    if (limit <= 0 || count <= 0)
         return 0;
     long ttl = 0;
-    long n = rds_incr_window(key, window_s, &ttl);
+    long n = rds_incrby_window(key, count, window_s, &ttl);
     if (n < 0) {
         log_warn("rate limit: redis unreachable, letting %s through", r->path);
         return 0;

@@ -38,6 +38,8 @@ void auth_clear_cookies(struct req *r);
  * Redis lets the request through.
  */
 int auth_rate_limit(struct req *r, const char *key, int limit, int window_s);
+/* auth_rate_limit() for count actions at once (count <= 0: nothing to limit). */
+int auth_rate_limit_n(struct req *r, const char *key, long count, int limit, int window_s);
 /* The register limit: per IP (both register routes share it). */
 int auth_register_limit(struct req *r);
 /* The login limit: per IP and login name, case-insensitively (both login routes share it). */

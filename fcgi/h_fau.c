@@ -443,7 +443,7 @@ static int h_fau_update(struct req *r, const char *id, int privileged, const cha
     int rc = h_fau_update_set(r, privileged, cur_email, set);
     if (rc)
         return rc;
-    const char *params[] = {id, json_object_to_json_string_ext(set, JSON_C_TO_STRING_PLAIN)};
+    const char *params[] = {id, jx_text(set, NULL)};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_update, params, &err);
     if (!res && err == DB_CONFLICT)

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "body.h"
 #include "bus.h"
+#include "cfg.h"
 #include "db.h"
 #include "handlers.h"
 #include "req.h"
@@ -127,11 +128,15 @@ static int groups_send(struct req *r, int status, PGresult *res, int row, int co
                     (size_t)PQgetlength(res, row, col));
 }
 
-/* member_ids of a new group as a Postgres uuid[] literal ("{}" when absent or null). */
-static int groups_member_ids(struct req *r, const char **out)
+/*
+ * member_ids of a new group as a Postgres uuid[] literal ("{}" when absent or
+ * null); *count gets the number of ids given.
+ */
+static int groups_member_ids(struct req *r, const char **out, size_t *count)
 {
     json_object *v;
     *out = "{}";
+    *count = 0;
     if (!json_object_object_get_ex(r->json, "member_ids", &v) || !v)
         return 0;
     if (!json_object_is_type(v, json_type_array))
@@ -158,7 +163,25 @@ static int groups_member_ids(struct req *r, const char **out)
     *p++ = '}';
     *p = '\0';
     *out = lit;
+    *count = n;
     return 0;
+}
+
+/*
+ * Adding people to a group needs no consent from them, so each user has an
+ * hourly budget of creations and of members added (issue 8). Every id given
+ * counts, known or not: probing costs the same.
+ */
+static int groups_limit(struct req *r, int creating, size_t members)
+{
+    const char *groups = arena_printf(r->a, "rl:groups:%s", r->user->id);
+    const char *added = arena_printf(r->a, "rl:group_members:%s", r->user->id);
+    if (!groups || !added)
+        return req_err(r, 413, "Request too large");
+    int rc = creating ? auth_rate_limit(r, groups, cfg.rate_groups_per_hour, 3600) : 0;
+    if (!rc)
+        rc = auth_rate_limit_n(r, added, (long)members, cfg.rate_group_members_per_hour, 3600);
+    return rc;
 }
 
 int h_groups_create(struct req *r)
@@ -172,8 +195,11 @@ int h_groups_create(struct req *r)
         rc = body_str(r, "avatar_url", 0, 500, BODY_NULLABLE, &p[3]);
     if (!rc)
         rc = body_bool(r, "is_private", 0, &priv, &has_priv);
+    size_t members = 0;
     if (!rc)
-        rc = groups_member_ids(r, &p[6]);
+        rc = groups_member_ids(r, &p[6], &members);
+    if (!rc)
+        rc = groups_limit(r, 1, members);
     if (rc)
         return rc;
     p[4] = priv ? "t" : "f";
@@ -282,6 +308,8 @@ int h_groups_member_add(struct req *r)
     int rc = req_query_uuid(r, "user_id", &user);
     if (!rc && !user)
         rc = req_invalid(r, "query", "user_id", "Field required", "missing");
+    if (!rc)
+        rc = groups_limit(r, 0, 1);
     if (rc)
         return rc;
     const char *p[] = {r->params[0], r->user->id, groups_super(r), user};

@@ -45,18 +45,28 @@ static struct db_stmt q_is_member =
 /* Marks read (schema/0006_ws.sql, shared with the WebSocket `read` frame of wsd). */
 static struct db_stmt q_read =
     DB_STMT("SELECT sender_id, read_at FROM chatd_message_mark_read($1, $2)", 2);
+/*
+ * The caller's own live message $1, and whether they may still change it: a
+ * group message only while they are a member of the group (issue 8: leaving
+ * used to keep the right to rewrite the group's history).
+ */
+#define MSG_OWN                                                                                    \
+    "WITH m AS (SELECT x.id, (x.group_id IS NULL OR EXISTS (SELECT 1 FROM group_members gm"        \
+    "             WHERE gm.group_id = x.group_id AND gm.user_id = $2)) AS member"                  \
+    "           FROM messages x WHERE x.id = $1 AND x.sender_id = $2 AND x.deleted_at IS NULL) "
 static struct db_stmt q_edit =
-    DB_STMT("WITH u AS (UPDATE messages SET content = $3, edited_at = now() WHERE id = $1"
-            "           AND sender_id = $2 AND deleted_at IS NULL RETURNING *) "
-            "SELECT chatd_message_read(u, s, $2), u.receiver_id, u.group_id, chatd_message_read(u, "
-            "s, NULL) "
-            "FROM u JOIN users s ON s.id = u.sender_id",
+    DB_STMT(MSG_OWN ", u AS (UPDATE messages SET content = $3, edited_at = now() FROM m"
+                    "       WHERE messages.id = m.id AND m.member RETURNING messages.*) "
+                    "SELECT m.member, chatd_message_read(u, s, $2), u.receiver_id, u.group_id,"
+                    "       chatd_message_read(u, s, NULL) "
+                    "FROM m LEFT JOIN u ON true LEFT JOIN users s ON s.id = u.sender_id",
             3);
-static struct db_stmt q_delete = DB_STMT(
-    "UPDATE messages SET content = '', media_url = NULL, media_type = NULL, deleted_at = now()"
-    " WHERE id = $1 AND sender_id = $2 AND deleted_at IS NULL"
-    " RETURNING seq, receiver_id, group_id",
-    2);
+static struct db_stmt q_delete =
+    DB_STMT(MSG_OWN ", d AS (UPDATE messages SET content = '', media_url = NULL, media_type = NULL,"
+                    "        deleted_at = now() FROM m WHERE messages.id = m.id AND m.member"
+                    "        RETURNING messages.seq, messages.receiver_id, messages.group_id) "
+                    "SELECT m.member, d.seq, d.receiver_id, d.group_id FROM m LEFT JOIN d ON true",
+            2);
 
 /*
  * Publishes frame to the channels of a conversation; the database stays the
@@ -200,6 +210,16 @@ int h_msg_read(struct req *r)
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 
+/* 0 when the MSG_OWN statement changed the message, else the error answered. */
+static int msg_own_status(struct req *r, PGresult *res)
+{
+    if (!PQntuples(res))
+        return req_err(r, 404, "Message not found");
+    if (PQgetvalue(res, 0, 0)[0] != 't')
+        return req_err(r, 403, "You are not a member of this group");
+    return 0;
+}
+
 int h_msg_edit(struct req *r)
 {
     const char *content;
@@ -211,11 +231,11 @@ int h_msg_edit(struct req *r)
     PGresult *res = db_run(r->a, &q_edit, p, &err);
     if (!res)
         return req_err(r, 503, "Database unavailable");
-    if (!PQntuples(res))
-        return req_err(r, 404, "Message not found");
-    const char *json = PQgetvalue(res, 0, 0);
-    msg_publish(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                msg_frame(r, "message_updated", PQgetvalue(res, 0, 3)), 0);
+    if ((rc = msg_own_status(r, res)))
+        return rc;
+    const char *json = PQgetvalue(res, 0, 1);
+    msg_publish(r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                msg_frame(r, "message_updated", PQgetvalue(res, 0, 4)), 0);
     return resp_raw(r, 200, "application/json", json, strlen(json));
 }
 
@@ -226,12 +246,13 @@ int h_msg_delete(struct req *r)
     PGresult *res = db_run(r->a, &q_delete, p, &err);
     if (!res)
         return req_err(r, 503, "Database unavailable");
-    if (!PQntuples(res))
-        return req_err(r, 404, "Message not found");
+    int rc = msg_own_status(r, res);
+    if (rc)
+        return rc;
     const char *frame =
         arena_printf(r->a, "{\"type\":\"message_deleted\",\"id\":\"%s\",\"seq\":%s}", r->params[0],
-                     PQgetvalue(res, 0, 0));
-    msg_publish(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), frame, 0);
+                     PQgetvalue(res, 0, 1));
+    msg_publish(r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), frame, 0);
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 

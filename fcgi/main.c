@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,16 +72,44 @@ static int main_reap_mailer(int listen_fd, pid_t pid, int status, int stopping)
     return 1;
 }
 
+/*
+ * A unix socket is 0660 (created so: no moment at 0666), in FCGI_SOCKET_GROUP
+ * when set: nginx's workers reach it through that group, other local users
+ * cannot. -1 with errno when the group is unknown or cannot be set.
+ */
+static int main_socket_access(const char *path)
+{
+    if (chmod(path, 0660) < 0)
+        return -1;
+    if (!*cfg.fcgi_socket_group)
+        return 0;
+    struct group *g = getgrnam(cfg.fcgi_socket_group);
+    if (!g) {
+        log_error("FCGI_SOCKET_GROUP=%s: no such group", cfg.fcgi_socket_group);
+        errno = EINVAL;
+        return -1;
+    }
+    return chown(path, (uid_t)-1, g->gr_gid);
+}
+
 static int main_listen(const char *where)
 {
     /* A path is a unix socket (libfcgi's rule: no ':'); a stale one from a crash is replaced. */
-    if (!strchr(where, ':'))
+    int unix_socket = !strchr(where, ':');
+    if (unix_socket)
         unlink(where);
+    mode_t old = umask(0117); /* the socket is born 0660 */
     int fd = FCGX_OpenSocket(where, 1024);
+    umask(old);
     if (fd < 0)
         return -1;
-    if (!strchr(where, ':'))
-        chmod(where, 0666); /* nginx workers may run as another user */
+    if (unix_socket && main_socket_access(where) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(where);
+        errno = e;
+        return -1;
+    }
     return fd;
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cfg.h"
+#include "jx.h"
 #include "log.h"
 #include "req.h"
 
@@ -127,7 +128,7 @@ int resp_json(struct req *r, int status, json_object *body)
     if (!body)
         return resp_raw(r, status, NULL, NULL, 0);
     size_t len;
-    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    const char *s = jx_text(body, &len);
     return resp_raw(r, status, "application/json", s, len);
 }
 

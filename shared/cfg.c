@@ -12,7 +12,7 @@
 struct cfg cfg;
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_LONG, CFG_BOOL };
-enum cfg_flags { CFG_SECRET = 1 << 0, CFG_URL = 1 << 1 /* may hold a password */ };
+enum cfg_flags { CFG_SECRET = 1 << 0 };
 
 struct cfg_key {
     const char *name;
@@ -47,15 +47,14 @@ struct cfg_key {
 
 /* The one table of settings; .env.example and the README list the same keys (t/0010). */
 static const struct cfg_key cfg_table[] = {
-    {"DATABASE_URL", CFG_STR, F(database_url), "postgresql://chatd@127.0.0.1:5432/chatd", 0, 0,
-     CFG_URL},
-    {"REDIS_URL", CFG_STR, F(redis_url), "redis://127.0.0.1:6379/0", 0, 0, CFG_URL},
+    S("DATABASE_URL", database_url, "postgresql://chatd@127.0.0.1:5432/chatd"),
+    S("REDIS_URL", redis_url, "redis://127.0.0.1:6379/0"),
     SECRET("SECRET_KEY", secret_key),
     SECRET("REFRESH_SECRET_KEY", refresh_secret_key),
     I("ACCESS_TOKEN_EXPIRE_MINUTES", access_ttl_min, "15", 1, 10080),
     I("REFRESH_TOKEN_EXPIRE_DAYS", refresh_ttl_days, "7", 1, 365),
-    S("CORS_ORIGINS_STR", cors_origins_str,
-      "http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000"),
+    /* Empty outside DEBUG; cfg_default_cors() puts the development list in when DEBUG is true. */
+    S("CORS_ORIGINS_STR", cors_origins_str, ""),
     S("ALLOWED_EXTENSIONS_STR", allowed_extensions_str,
       "image/jpeg,image/png,image/gif,image/webp,video/mp4,video/webm"),
     L("MAX_UPLOAD_SIZE", max_upload_size, "10485760", 1, 1L << 32),
@@ -88,7 +87,14 @@ static const struct cfg_key cfg_table[] = {
     I("RATE_LIMIT_MAIL_PER_HOUR", rate_mail_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_MAIL_ADDRESS_PER_HOUR", rate_mail_address_per_hour, "5", 0, 1000000),
     I("RATE_LIMIT_UPLOADS_PER_MINUTE", rate_uploads_per_minute, "20", 0, 1000000),
+    I("RATE_LIMIT_GROUPS_PER_HOUR", rate_groups_per_hour, "20", 0, 1000000),
+    I("RATE_LIMIT_GROUP_MEMBERS_PER_HOUR", rate_group_members_per_hour, "400", 0, 1000000),
+    S("FCGI_SOCKET_GROUP", fcgi_socket_group, ""),
 };
+
+/* The CORS_ORIGINS_STR of a DEBUG setup when the variable is unset: the usual dev servers. */
+static const char cfg_debug_origins[] =
+    "http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000";
 
 /* Values shipped in .env.example and by the old version: never good outside DEBUG. */
 static const char *const cfg_example_secrets[] = {
@@ -245,6 +251,43 @@ static int cfg_split(const char *name, const char *s, struct cfg_list *l, char *
     return 0;
 }
 
+/*
+ * No fallback to the example secrets, even with DEBUG=true: a program run
+ * outside the stack would sign tokens with a key anyone can read, and
+ * generating one per process would split chat-fcgi and chat-wsd (each its
+ * own key). scripts/stack generates them into var/secrets.env instead.
+ */
+static int cfg_require_secrets(char *err, size_t errlen)
+{
+    const char *missing = !*cfg.secret_key && !*cfg.refresh_secret_key
+                              ? "SECRET_KEY, REFRESH_SECRET_KEY"
+                          : !*cfg.secret_key         ? "SECRET_KEY"
+                          : !*cfg.refresh_secret_key ? "REFRESH_SECRET_KEY"
+                                                     : NULL;
+    if (!missing)
+        return 0;
+    snprintf(err, errlen,
+             "%s: not set (DEBUG=%s); set random secrets (e.g. openssl rand -hex 32), "
+             "or start through scripts/stack (make run), which generates them",
+             missing, cfg.debug ? "true" : "false");
+    return -1;
+}
+
+/* CORS_ORIGINS_STR unset: the development list under DEBUG, else none (warned at start-up). */
+static void cfg_default_cors(void)
+{
+    if (getenv("CORS_ORIGINS_STR"))
+        return;
+    char *dev = cfg.debug ? strdup(cfg_debug_origins) : NULL;
+    if (dev) {
+        free(cfg.cors_origins_str);
+        cfg.cors_origins_str = dev;
+        return;
+    }
+    log_warn("CORS_ORIGINS_STR is not set: no cross-origin browser client is allowed "
+             "(WebSocket Origin: only PUBLIC_URL)");
+}
+
 int cfg_load(char *err, size_t errlen)
 {
     const char *file = getenv("ENV_FILE");
@@ -256,18 +299,8 @@ int cfg_load(char *err, size_t errlen)
             return -1;
     }
     cfg_fix_database_url();
-    if (!cfg.debug && !*cfg.secret_key && !*cfg.refresh_secret_key) {
-        snprintf(err, errlen, "SECRET_KEY, REFRESH_SECRET_KEY: not set (DEBUG is false)");
+    if (cfg_require_secrets(err, errlen) < 0)
         return -1;
-    }
-    if (cfg.debug && !*cfg.secret_key) {
-        free(cfg.secret_key);
-        cfg.secret_key = strdup(cfg_example_secrets[0]);
-    }
-    if (cfg.debug && !*cfg.refresh_secret_key) {
-        free(cfg.refresh_secret_key);
-        cfg.refresh_secret_key = strdup(cfg_example_secrets[1]);
-    }
     if (cfg_check_secret("SECRET_KEY", cfg.secret_key, err, errlen) < 0 ||
         cfg_check_secret("REFRESH_SECRET_KEY", cfg.refresh_secret_key, err, errlen) < 0)
         return -1;
@@ -275,6 +308,7 @@ int cfg_load(char *err, size_t errlen)
         snprintf(err, errlen, "REFRESH_SECRET_KEY: must differ from SECRET_KEY");
         return -1;
     }
+    cfg_default_cors();
     if (cfg_split("CORS_ORIGINS_STR", cfg.cors_origins_str, &cfg.cors_origins, err, errlen) < 0 ||
         cfg_split("ALLOWED_EXTENSIONS_STR", cfg.allowed_extensions_str, &cfg.allowed_types, err,
                   errlen) < 0)
@@ -290,17 +324,72 @@ int cfg_load(char *err, size_t errlen)
     return 0;
 }
 
-/* scheme://user:password@host... → scheme://user:********@host... */
-static void cfg_print_url(const char *name, const char *v)
+#define CFG_MASK "********"
+
+/*
+ * scheme://user:password@host → scheme://user:********@host. The last '@'
+ * ends the user part: a '@' in the query makes this mask too much, never too
+ * little.
+ */
+static void cfg_mask_userinfo(char *s)
 {
-    const char *scheme = strstr(v, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-    if (!colon) {
-        printf("%s=%s\n", name, v);
+    char *scheme = strstr(s, "://");
+    char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
+    char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (!colon)
         return;
+    memmove(colon + 1 + strlen(CFG_MASK), at, strlen(at) + 1);
+    memcpy(colon + 1, CFG_MASK, strlen(CFG_MASK));
+}
+
+/*
+ * Every "…password = value" (URL query ?password= / &sslpassword=, libpq
+ * "key=value" conninfo, quoted or not): value → ********. s has room for it.
+ */
+static void cfg_mask_password_args(char *s)
+{
+    for (char *p = s; (p = strcasestr(p, "password")) != NULL;) {
+        char *v = p + 8;
+        while (*v == ' ')
+            v++;
+        if (*v != '=') {
+            p += 8;
+            continue;
+        }
+        for (v++; *v == ' ';)
+            v++;
+        char *e = v;
+        if (*e == '\'' || *e == '"') {
+            for (e++; *e && *e != *v; e += (*e == '\\' && e[1]) ? 2 : 1)
+                ;
+            e += *e != '\0';
+        } else {
+            e += strcspn(e, "& \t#");
+        }
+        memmove(v + strlen(CFG_MASK), e, strlen(e) + 1);
+        memcpy(v, CFG_MASK, strlen(CFG_MASK));
+        p = v + strlen(CFG_MASK);
     }
-    printf("%s=%.*s:********%s\n", name, (int)(colon - v), v, at);
+}
+
+char *cfg_mask(const char *v)
+{
+    /* Each mask replaces at least one character with 8, at most once per input character. */
+    size_t n = strlen(v);
+    char *s = malloc(n * (strlen(CFG_MASK) + 1) + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, v, n + 1);
+    cfg_mask_userinfo(s);
+    cfg_mask_password_args(s);
+    return s;
+}
+
+static void cfg_print_masked(const char *name, const char *v)
+{
+    char *m = cfg_mask(v);
+    printf("%s=%s\n", name, m ? m : CFG_MASK);
+    free(m);
 }
 
 void cfg_print(void)
@@ -311,10 +400,11 @@ void cfg_print(void)
         switch (k->type) {
         case CFG_STR: {
             const char *v = *(char *const *)field;
-            if (k->flags & CFG_URL)
-                cfg_print_url(k->name, v);
+            /* Any string may carry a password (a URL, a conninfo): all are masked. */
+            if (k->flags & CFG_SECRET)
+                printf("%s=%s\n", k->name, *v ? CFG_MASK : "");
             else
-                printf("%s=%s\n", k->name, (k->flags & CFG_SECRET) && *v ? "********" : v);
+                cfg_print_masked(k->name, v);
             break;
         }
         case CFG_INT:

@@ -56,6 +56,9 @@ struct cfg {
     int rate_login_account_per_minute;
     int rate_mail_per_hour;
     int rate_mail_address_per_hour;
+    int rate_groups_per_hour;
+    int rate_group_members_per_hour;
+    char *fcgi_socket_group;
 };
 
 extern struct cfg cfg;
@@ -70,6 +73,13 @@ int cfg_load(char *err, size_t errlen);
 
 /* Writes "KEY=value" for every key to stdout, secrets masked. */
 void cfg_print(void);
+
+/*
+ * v with every password masked: the password of scheme://user:password@,
+ * and the value of every "...password=" argument (URL query or libpq
+ * key=value conninfo). Returns a malloc'd string (caller frees) or NULL.
+ */
+char *cfg_mask(const char *v);
 
 /* 1 when origin is one of CORS_ORIGINS_STR. */
 int cfg_origin_allowed(const char *origin, size_t len);

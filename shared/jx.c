@@ -23,3 +23,13 @@ json_object *jx_arr(struct arena *a)
 {
     return jx_keep(a, json_object_new_array());
 }
+
+const char *jx_text(json_object *o, size_t *len)
+{
+    size_t n = 0;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    if (len)
+        *len = n;
+    return s;
+}

@@ -13,4 +13,12 @@ json_object *jx_keep(struct arena *a, json_object *o);
 json_object *jx_obj(struct arena *a);
 json_object *jx_arr(struct arena *a);
 
+/*
+ * o as compact JSON text, '/' left as is (json-c escapes it as "\/" by
+ * default: URLs in payloads should read as they are). The string belongs to
+ * o (valid until o changes or is released); *len gets its length when len is
+ * not NULL. NULL when out of memory.
+ */
+const char *jx_text(json_object *o, size_t *len);
+
 #endif

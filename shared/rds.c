@@ -130,11 +130,18 @@ long rds_publish(const char *channel, const char *payload, size_t len)
 
 long rds_incr_window(const char *key, int window_s, long *ttl)
 {
-    redisReply *r = rds_raw("EVAL %s 1 %s %d",
-                            "local n = redis.call('INCR', KEYS[1]) "
-                            "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-                            "return {n, redis.call('TTL', KEYS[1])}",
-                            key, window_s);
+    return rds_incrby_window(key, 1, window_s, ttl);
+}
+
+long rds_incrby_window(const char *key, long by, int window_s, long *ttl)
+{
+    /* The window starts with the key: EXPIRE when it has none yet (this call created it). */
+    redisReply *r = rds_raw(
+        "EVAL %s 1 %s %d %ld",
+        "local n = redis.call('INCRBY', KEYS[1], ARGV[2]) "
+        "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+        "return {n, redis.call('TTL', KEYS[1])}",
+        key, window_s, by);
     long n = -1;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         n = (long)r->element[0]->integer;

@@ -31,6 +31,8 @@ long rds_publish(const char *channel, const char *payload, size_t len);
  * count, or -1 when Redis is unreachable; *ttl gets the seconds left.
  */
 long rds_incr_window(const char *key, int window_s, long *ttl);
+/* rds_incr_window() counting by (>= 1) at once. */
+long rds_incrby_window(const char *key, long by, int window_s, long *ttl);
 /*
  * SET key 1 NX EX ttl_s: claims a one-time key. Returns 1 when this call set
  * it, 0 when it already existed, -1 when Redis is unreachable.

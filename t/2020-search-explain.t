@@ -45,7 +45,8 @@ is($seed->{exit}, 0, "seed $ROWS users and ANALYZE") or diag(Chatd::Test::descri
 # The plans (decoded auto_explain JSON) of every statement run by $sql, nested ones included.
 sub plans_of {
     my ($sql) = @_;
-    my $r = Chatd::Test::run_cmd(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $s->db_url,
+    # LOAD and the auto_explain settings need a superuser; the programs' role is not one.
+    my $r = Chatd::Test::run_cmd(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $s->admin_db_url,
             '-c', "LOAD 'auto_explain'", '-c', q{SET auto_explain.log_min_duration = 0},
             '-c', q{SET auto_explain.log_nested_statements = on},
             '-c', q{SET auto_explain.log_level = notice}, '-c', q{SET auto_explain.log_format = json},

@@ -1,5 +1,6 @@
 #include "ws_conn.h"
 
+#include "jx.h"
 #include "log.h"
 #include "ws_db.h"
 #include "ws_hub.h"
@@ -342,8 +343,7 @@ int ws_conn_send(struct ws_conn *c, const char *s, size_t len)
 void ws_conn_send_json(struct ws_conn *c, struct json_object *o)
 {
     size_t len;
-    const char *s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    const char *s = jx_text(o, &len);
     if (s)
         ws_conn_send(c, s, len);
     json_object_put(o);

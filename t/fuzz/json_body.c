@@ -98,10 +98,11 @@ static void jb_readers(struct req *r)
     }
 
     const char *ids;
-    rc = groups_member_ids(r, &ids);
+    size_t nids;
+    rc = groups_member_ids(r, &ids, &nids);
     FUZZ_CHECK(rc == 0 || rc == 422 || rc == 413);
     if (rc == 0)
-        FUZZ_CHECK(ids[0] == '{' && ids[strlen(ids) - 1] == '}');
+        FUZZ_CHECK(ids[0] == '{' && ids[strlen(ids) - 1] == '}' && (nids == 0) == (ids[1] == '}'));
 }
 
 /*

@@ -16,14 +16,41 @@
 #define GOOD_REFRESH "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 
 static const char *const cfg_keys[] = {
-    "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "REFRESH_SECRET_KEY",
-    "ACCESS_TOKEN_EXPIRE_MINUTES", "REFRESH_TOKEN_EXPIRE_DAYS", "CORS_ORIGINS_STR",
-    "ALLOWED_EXTENSIONS_STR", "MAX_UPLOAD_SIZE", "MAX_BODY_SIZE", "UPLOAD_DIR", "DEBUG",
-    "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI", "GOOGLE_AUTHORIZE_URL",
-    "GOOGLE_TOKEN_URL", "GOOGLE_USERINFO_URL", "OAUTH_SUCCESS_REDIRECT", "SMTP_URL", "MAIL_FROM",
-    "MAIL_OUTBOX_DIR", "PUBLIC_URL", "HTTP_PORT", "FCGI_WORKERS", "FCGI_SOCKET", "WSD_HOST",
-    "WSD_PORT", "RATE_LIMIT_LOGIN_PER_MINUTE", "RATE_LIMIT_REGISTER_PER_HOUR",
-    "RATE_LIMIT_MESSAGES_PER_10S", "LOG_LEVEL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "REFRESH_SECRET_KEY",
+    "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "REFRESH_TOKEN_EXPIRE_DAYS",
+    "CORS_ORIGINS_STR",
+    "ALLOWED_EXTENSIONS_STR",
+    "MAX_UPLOAD_SIZE",
+    "MAX_BODY_SIZE",
+    "UPLOAD_DIR",
+    "DEBUG",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+    "GOOGLE_REDIRECT_URI",
+    "GOOGLE_AUTHORIZE_URL",
+    "GOOGLE_TOKEN_URL",
+    "GOOGLE_USERINFO_URL",
+    "OAUTH_SUCCESS_REDIRECT",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "MAIL_OUTBOX_DIR",
+    "PUBLIC_URL",
+    "HTTP_PORT",
+    "FCGI_WORKERS",
+    "FCGI_SOCKET",
+    "WSD_HOST",
+    "WSD_PORT",
+    "RATE_LIMIT_LOGIN_PER_MINUTE",
+    "RATE_LIMIT_REGISTER_PER_HOUR",
+    "RATE_LIMIT_MESSAGES_PER_10S",
+    "LOG_LEVEL",
+    "RATE_LIMIT_GROUPS_PER_HOUR",
+    "RATE_LIMIT_GROUP_MEMBERS_PER_HOUR",
+    "FCGI_SOCKET_GROUP",
 };
 
 static char err[512];
@@ -32,7 +59,7 @@ static char err[512];
 #define ok_err(cond, ...)                                                                          \
     do {                                                                                           \
         if (!ok(cond, __VA_ARGS__))                                                                \
-            diag("cfg_load said: \"%s\"", err);                                                   \
+            diag("cfg_load said: \"%s\"", err);                                                    \
     } while (0)
 
 static void cfg_reset(void)
@@ -51,6 +78,7 @@ static void cfg_reset_prod(void)
     setenv("DEBUG", "false", 1);
     setenv("SECRET_KEY", GOOD_SECRET, 1);
     setenv("REFRESH_SECRET_KEY", GOOD_REFRESH, 1);
+    setenv("CORS_ORIGINS_STR", "", 1); /* set, so no start-up warning on stderr */
 }
 
 static int has(const char *hay, const char *needle)
@@ -71,6 +99,8 @@ static void test_defaults(void)
 {
     cfg_reset();
     setenv("DEBUG", "true", 1);
+    setenv("SECRET_KEY", GOOD_SECRET, 1);
+    setenv("REFRESH_SECRET_KEY", GOOD_REFRESH, 1);
     is_int(cfg_load(err, sizeof(err)), 0, "defaults load with DEBUG=true");
     if (err[0])
         diag("cfg_load: %s", err);
@@ -79,7 +109,7 @@ static void test_defaults(void)
     is_int(cfg.refresh_ttl_days, 7, "REFRESH_TOKEN_EXPIRE_DAYS defaults to 7");
     is_int(cfg.max_upload_size, 10485760, "MAX_UPLOAD_SIZE defaults to 10 MiB");
     is_int(cfg.http_port, 8000, "HTTP_PORT defaults to 8000");
-    is_int(cfg.cors_origins.n, 4, "four default CORS origins");
+    is_int(cfg.cors_origins.n, 4, "four default CORS origins with DEBUG=true");
     is_str(cfg.cors_origins.n > 0 ? cfg.cors_origins.item[0] : NULL, "http://localhost:3000",
            "first default origin is http://localhost:3000");
     is_str(cfg.cors_origins.n > 3 ? cfg.cors_origins.item[3] : NULL, "http://127.0.0.1:8000",
@@ -87,9 +117,9 @@ static void test_defaults(void)
     is_int(cfg.allowed_types.n, 6, "six default upload types");
     is_str(cfg.allowed_types.n > 0 ? cfg.allowed_types.item[0] : NULL, "image/jpeg",
            "first default upload type is image/jpeg");
-    ok(cfg.secret_key && *cfg.secret_key, "DEBUG=true fills in a development SECRET_KEY");
-    ok(cfg.refresh_secret_key && *cfg.refresh_secret_key,
-       "DEBUG=true fills in a development REFRESH_SECRET_KEY");
+    is_int(cfg.rate_groups_per_hour, 20, "RATE_LIMIT_GROUPS_PER_HOUR defaults to 20");
+    is_int(cfg.rate_group_members_per_hour, 400,
+           "RATE_LIMIT_GROUP_MEMBERS_PER_HOUR defaults to 400");
     ok(cfg.fcgi_workers > 0, "FCGI_WORKERS=0 becomes a positive worker count");
     ok(cfg.google_client_id && *cfg.google_client_id == '\0',
        "unset string settings are \"\", never NULL");
@@ -157,13 +187,73 @@ static void test_secrets(void)
     if (err[0])
         diag("cfg_load: %s", err);
     is_str(cfg.secret_key, GOOD_SECRET, "SECRET_KEY is taken from the environment");
-    is_str(cfg.refresh_secret_key, GOOD_REFRESH, "REFRESH_SECRET_KEY is taken from the environment");
+    is_str(cfg.refresh_secret_key, GOOD_REFRESH,
+           "REFRESH_SECRET_KEY is taken from the environment");
     is_int(cfg.debug, 0, "DEBUG=false is read as 0");
 
     cfg_reset();
     setenv("DEBUG", "true", 1);
     setenv("SECRET_KEY", "change-me-to-a-long-random-secret", 1);
-    is_int(cfg_load(err, sizeof(err)), 0, "example SECRET_KEY is accepted when DEBUG=true");
+    setenv("REFRESH_SECRET_KEY", "change-me-to-another-long-random-secret", 1);
+    is_int(cfg_load(err, sizeof(err)), 0, "example secrets set explicitly are accepted (DEBUG)");
+
+    /* Issue 8: DEBUG=true used to sign tokens with the example secrets when none was set. */
+    cfg_reset();
+    setenv("DEBUG", "true", 1);
+    is_int(cfg_load(err, sizeof(err)), -1, "DEBUG=true without secrets: refused");
+    ok_err(names_secret_key(err), "DEBUG=true without secrets: message names SECRET_KEY");
+    ok(cfg.secret_key == NULL || strcmp(cfg.secret_key, "change-me-to-a-long-random-secret"),
+       "DEBUG=true without secrets: no example secret is filled in");
+
+    cfg_reset();
+    setenv("DEBUG", "true", 1);
+    setenv("SECRET_KEY", GOOD_SECRET, 1);
+    is_int(cfg_load(err, sizeof(err)), -1, "DEBUG=true with SECRET_KEY only: refused");
+    ok_err(has(err, "REFRESH_SECRET_KEY"), "missing REFRESH_SECRET_KEY is named (DEBUG)");
+}
+
+/* Issue 8: outside DEBUG the localhost development origins were allowed by default. */
+static void test_cors_default(void)
+{
+    cfg_reset_prod();
+    unsetenv("CORS_ORIGINS_STR");
+    is_int(cfg_load(err, sizeof(err)), 0, "DEBUG=false, CORS_ORIGINS_STR unset: loads");
+    is_int(cfg.cors_origins.n, 0, "DEBUG=false: no CORS origin by default");
+    const char *o = "http://localhost:3000";
+    is_int(cfg_origin_allowed(o, strlen(o)), 0, "DEBUG=false: localhost:3000 is not allowed");
+
+    cfg_reset_prod();
+    setenv("DEBUG", "true", 1);
+    setenv("CORS_ORIGINS_STR", "", 1);
+    is_int(cfg_load(err, sizeof(err)), 0, "DEBUG=true, CORS_ORIGINS_STR set empty: loads");
+    is_int(cfg.cors_origins.n, 0, "an explicitly empty CORS list stays empty under DEBUG");
+}
+
+static void mask_is(const char *in, const char *want, const char *title)
+{
+    char *m = cfg_mask(in);
+    is_str(m, want, "cfg_mask: %s", title);
+    free(m);
+}
+
+/* Issue 8: --print-config showed ?password= and conninfo password= values. */
+static void test_mask(void)
+{
+    mask_is("postgresql://u:pw@h:5432/d", "postgresql://u:********@h:5432/d", "URL password");
+    mask_is("redis://:pw@h:6379/0", "redis://:********@h:6379/0", "Redis URL password");
+    mask_is("smtp://user:p@ss@mail:587", "smtp://user:********@mail:587", "'@' in a password");
+    mask_is("postgresql://u@h/d", "postgresql://u@h/d", "no password: unchanged");
+    mask_is("postgresql://h/d?user=u&password=pw&sslmode=require",
+            "postgresql://h/d?user=u&password=********&sslmode=require", "?password= in a query");
+    mask_is("postgresql://h/d?sslpassword=x", "postgresql://h/d?sslpassword=********",
+            "sslpassword= in a query");
+    mask_is("host=h user=u password=pw dbname=d", "host=h user=u password=******** dbname=d",
+            "conninfo password=");
+    mask_is("host=h password = 'p w\\' x' dbname=d", "host=h password = ******** dbname=d",
+            "quoted conninfo password with an escaped quote");
+    mask_is("PASSWORD=pw", "PASSWORD=********", "key case ignored");
+    mask_is("password=", "password=********", "empty value");
+    mask_is("http://127.0.0.1:8000", "http://127.0.0.1:8000", "plain URL unchanged");
 }
 
 static void expect_bad(const char *key, const char *val, const char *title)
@@ -300,6 +390,8 @@ int main(void)
     test_lists();
     test_env_file();
     test_origin_allowed();
+    test_cors_default();
+    test_mask();
     cfg_reset();
     return done_testing();
 }

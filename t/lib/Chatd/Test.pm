@@ -43,6 +43,7 @@ our @CONFIG_KEYS = qw(
   RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE RATE_LIMIT_MAIL_PER_HOUR RATE_LIMIT_MAIL_ADDRESS_PER_HOUR
   RATE_LIMIT_UPLOADS_PER_MINUTE
   ENV_FILE VAR_DIR STACK_PARTS REDIS_PORT
+  RATE_LIMIT_GROUPS_PER_HOUR RATE_LIMIT_GROUP_MEMBERS_PER_HOUR FCGI_SOCKET_GROUP
 );
 
 # Markers of memory errors in the programs' logs (ASan/UBSan/LSan; valgrind with
@@ -358,6 +359,10 @@ sub start {
         RATE_LIMIT_MAIL_PER_HOUR            => 0,
         RATE_LIMIT_MAIL_ADDRESS_PER_HOUR    => 0,
         RATE_LIMIT_UPLOADS_PER_MINUTE => 0,
+        RATE_LIMIT_GROUPS_PER_HOUR        => 0,
+        RATE_LIMIT_GROUP_MEMBERS_PER_HOUR => 0,
+        # DEBUG=false has no default origins; the tests speak from these (undef: none).
+        CORS_ORIGINS_STR => 'http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000',
         %{$self->{env}},
     };
     my $r = $self->_stack('up');
@@ -409,6 +414,14 @@ sub _read_stack_env {
 sub var_dir            { $_[0]{var_dir} }
 sub http_port          { $_[0]{http_port} }
 sub db_url             { $_[0]{db_url} }
+
+# The test database as the cluster's superuser (scripts/stack's initdb user "postgres"): for
+# what the programs' role may not do (LOAD 'auto_explain', superuser-only settings).
+sub admin_db_url {
+    my $self = shift;
+    (my $u = $self->{db_url}) =~ s{^(postgres(?:ql)?(?:\+\w+)?://)(?:[^@/]*@)?}{$1postgres\@};
+    return $u;
+}
 sub db                 { $_[0]{db} }
 sub secret_key         { $_[0]{secret_key} }
 sub refresh_secret_key { $_[0]{refresh_secret_key} }
@@ -793,14 +806,15 @@ C<t_E<lt>testE<gt>_E<lt>pidE<gt>> from the template (CHATD_TEST_PG_TEMPLATE, els
 CHATD_TEST_PG_URL), a VAR_DIR under CHATD_TEST_TMP (else a temporary directory), picks
 HTTP_PORT, and runs C<scripts/stack up> with ENV_FILE=/dev/null, DEBUG=false, random
 SECRET_KEY / REFRESH_SECRET_KEY (C<secret_key>, C<refresh_secret_key>) and the rate limits
-disabled (0). Configuration keys inherited from the caller's environment are removed first.
+disabled (0), CORS_ORIGINS_STR set to the development origins. Configuration keys inherited from the caller's environment are removed first.
 On failure it prints the stack's output and the logs and dies.
 
 =head1 METHODS
 
 C<url($path)>, C<ws_url($path)>, C<ws_connect_path($user_id, token =E<gt> ..., since =E<gt> ...)>,
 C<t> (the stack's Test::Mojo), C<new_t> (another one, own cookie jar), C<ws($path, \%headers)>,
-C<env($key)> (from stack.env), C<var_dir>, C<db_url>, C<http_port>, C<pid($part)>,
+C<env($key)> (from stack.env), C<var_dir>, C<db_url>, C<admin_db_url> (the same database as the
+superuser C<postgres>: the programs' role C<chatd> is not one), C<http_port>, C<pid($part)>,
 C<children($pid)>, C<alive($pid)>, C<stop_part($part)> / C<start_part($part)> (true on
 exit 0), C<psql($sql)> (stdout; dies on error), C<wait_for($cond, $timeout, $what)>,
 C<log_tail($name, $n)>, C<allow_5xx(@statuses)>, C<allow_nginx_log(@regexps)>,
