@@ -119,9 +119,12 @@ int h_auth_refresh(struct req *r)
     PGresult *res = db_run(r->a, &q_rotate, params, &err);
     if (!res)
         return req_err(r, 503, "Database unavailable");
-    if (PQgetisnull(res, 0, 0))
-        return req_err(r, 401,
-                       "Invalid or expired refresh token"); /* unknown, or reused: now revoked */
+    if (PQgetisnull(res, 0, 0)) {
+        /* Reuse: the session is revoked now, so are its access tokens and sockets. */
+        if (strcmp(PQgetvalue(res, 0, 4), "0") != 0 && str_is_uuid(c.sub))
+            auth_session_revoked(r, c.sub, NULL, c.sid);
+        return req_err(r, 401, "Invalid or expired refresh token"); /* unknown, or reused */
+    }
     if (PQgetvalue(res, 0, 3)[0] != 't')
         return req_err(r, 403, "User account is inactive");
     snprintf(next.sub, sizeof(next.sub), "%s", PQgetvalue(res, 0, 0));
