@@ -198,6 +198,8 @@ static int ws_auth_query(struct ws_conn *c, const struct tok_claims *claims, ws_
  */
 static void ws_auth_arm(struct ws_conn *c)
 {
+    if (c->close_code)
+        return; /* the close already holds the timer: never push it back to exp */
     long long left = c->token_exp - (long long)time(NULL);
     lws_set_timer_usecs(c->wsi, left > 0 ? (lws_usec_t)left * LWS_US_PER_SEC : 1);
 }
