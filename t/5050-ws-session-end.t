@@ -63,6 +63,7 @@ my $other1 = on($other, 1, 'another session');
 my $other2 = on($other, 2, 'another session');
 my $reg2   = on($alice, 2, 'the registration session');
 my $legacy = on($alice, 1, 'a token without sid', Chatd::WsClient::forge_access($s, $alice->{id}, iat => time - 5));
+my $t0 = Time::HiRes::time();
 my $res = Chatd::WsClient::api($s, $keep, PATCH => '/users/me',
     json => {password => 'alice new pw 1', current_password => $PW});
 is($res->code, 200, 'alice changes her password');
@@ -70,6 +71,7 @@ closed_with($other1, 'Session revoked', 'password change: the other session on i
 closed_with($other2, 'Session revoked', 'password change: the other session on instance 2');
 closed_with($reg2, 'Session revoked', 'password change: the registration session');
 closed_with($legacy, 'Session revoked', 'password change: a socket of a token without sid');
+note(sprintf('password change to the last socket closed on two instances: %.0f ms', 1000 * (Time::HiRes::time() - $t0)));
 still_open($mine1, "password change: the caller's session on instance 1");
 still_open($mine2, "password change: the caller's session on instance 2");
 ok(!grep({ ($_->{type} // '') =~ /session_revoked|user_inactive/ } @{$mine1->frames}, @{$mine2->frames}),
