@@ -575,6 +575,9 @@ static int h_fau_current_password_ok(struct req *r, int *rc)
         return !*rc;
     if ((*rc = body_str(r, "current_password", 0, 128, BODY_NULLABLE, &current)))
         return 0;
+    /* Guessing it here costs what guessing at login costs: the same budget. */
+    if ((*rc = auth_login_limit(r, r->user->username)))
+        return 0;
     const char *params[] = {r->user->id};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
