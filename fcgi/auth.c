@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "body.h"
+#include "bus.h"
 #include "cfg.h"
 #include "db.h"
 #include "log.h"
@@ -17,8 +18,12 @@
 #include "resp.h"
 #include "tok.h"
 
-static struct db_stmt q_caller = DB_STMT(
-    "SELECT id, email, username, is_active, is_superuser, is_verified FROM users WHERE id = $1", 1);
+/* $2, $3: the token's sid (NULL without one) and iat; see chatd_session_ok() in 0009_sessions.sql.
+ */
+static struct db_stmt q_caller =
+    DB_STMT("SELECT id, email, username, is_active, is_superuser, is_verified, "
+            "chatd_session_ok(u, $2, $3) FROM users u WHERE id = $1",
+            3);
 static struct db_stmt q_login_user =
     DB_STMT("SELECT id, email, username, hashed_password, is_active, chatd_user_auth(u) "
             "FROM users u WHERE lower(username) = lower($1) OR lower(email) = lower($1) "
@@ -28,6 +33,8 @@ static struct db_stmt q_session =
     DB_STMT("INSERT INTO auth_sessions (id, user_id, refresh_jti, user_agent, ip) "
             "VALUES ($1, $2, $3, left($4, 300), $5)",
             5);
+
+static struct db_stmt q_end = DB_STMT("SELECT chatd_sessions_end($1, $2, $3)", 3);
 
 /* "Bearer <token>" from the header wins over the cookie (API.md (fixed)). */
 static const char *auth_token(struct req *r, int *from_header)
@@ -66,7 +73,8 @@ int auth_require(struct req *r)
             return auth_deny(r, "Invalid or expired token");
     }
     enum db_err err;
-    const char *params[] = {c.sub};
+    const char *iat = arena_printf(r->a, "%ld", c.iat);
+    const char *params[] = {c.sub, str_is_uuid(c.sid) ? c.sid : NULL, iat};
     PGresult *res = db_run(r->a, &q_caller, params, &err);
     if (!res)
         return req_err(r, 503, "Database unavailable");
@@ -74,9 +82,13 @@ int auth_require(struct req *r)
         return auth_deny(r, "User not found");
     if (PQgetvalue(res, 0, 3)[0] != 't')
         return req_err(r, 403, "User account is inactive");
+    /* Its login session was revoked (logout, password change or reset, deactivation). */
+    if (PQgetvalue(res, 0, 6)[0] != 't')
+        return auth_deny(r, "Invalid or expired token");
     struct auth_user *u = arena_alloc(r->a, sizeof(*u));
     if (!u)
         return req_err(r, 413, "Request too large");
+    u->sid = str_is_uuid(c.sid) ? arena_strdup(r->a, c.sid) : NULL;
     u->id = PQgetvalue(res, 0, 0);
     u->email = PQgetvalue(res, 0, 1);
     u->username = PQgetvalue(res, 0, 2);
@@ -96,14 +108,28 @@ static char *auth_keep(struct req *r, char *s)
     return copy;
 }
 
-char *auth_access_token(struct req *r, const char *user_id, const char *email, const char *username)
+char *auth_access_token(struct req *r, const char *user_id, const char *email, const char *username,
+                        const char *sid)
 {
     struct tok_claims c;
     memset(&c, 0, sizeof(c));
     snprintf(c.sub, sizeof(c.sub), "%s", user_id);
+    snprintf(c.sid, sizeof(c.sid), "%s", sid ? sid : "");
     snprintf(c.email, sizeof(c.email), "%s", email);
     snprintf(c.username, sizeof(c.username), "%s", username);
     return auth_keep(r, tok_issue(TOK_ACCESS, &c, time(NULL), cfg.access_ttl_min * 60L));
+}
+
+int auth_session_start(struct req *r, const char *user_id, char sid[37], char jti[37])
+{
+    tok_uuid(sid);
+    tok_uuid(jti);
+    const char *ua = req_param(r, "HTTP_USER_AGENT");
+    const char *params[] = {sid, user_id, jti, ua ? ua : "", r->remote_addr};
+    enum db_err err;
+    if (!db_run(r->a, &q_session, params, &err))
+        return req_err(r, 503, "Database unavailable");
+    return 0;
 }
 
 int auth_login(struct req *r, const char *user_id, const char *email, const char *username,
@@ -112,14 +138,10 @@ int auth_login(struct req *r, const char *user_id, const char *email, const char
     struct tok_claims rc;
     memset(&rc, 0, sizeof(rc));
     snprintf(rc.sub, sizeof(rc.sub), "%s", user_id);
-    tok_uuid(rc.sid);
-    tok_uuid(rc.jti);
-    const char *ua = req_param(r, "HTTP_USER_AGENT");
-    const char *params[] = {rc.sid, user_id, rc.jti, ua ? ua : "", r->remote_addr};
-    enum db_err err;
-    if (!db_run(r->a, &q_session, params, &err))
-        return req_err(r, 503, "Database unavailable");
-    char *access = auth_access_token(r, user_id, email, username);
+    int status = auth_session_start(r, user_id, rc.sid, rc.jti);
+    if (status)
+        return status;
+    char *access = auth_access_token(r, user_id, email, username, rc.sid);
     char *refresh =
         auth_keep(r, tok_issue(TOK_REFRESH, &rc, time(NULL), cfg.refresh_ttl_days * 86400L));
     if (!access || !refresh)
@@ -225,4 +247,43 @@ PGresult *auth_check_password(struct req *r, const char *login, const char *pass
         return NULL;
     }
     return res;
+}
+
+/*
+ * The events of WS.md "Connecting" on the user's channel; wsd instances act on
+ * them and never forward them. Publishing never fails the request: the
+ * sessions are already ended in the database, and a socket that missed the
+ * event is refused at its next `auth` or when its token expires.
+ */
+static void auth_publish(struct req *r, const char *user_id, const char *payload)
+{
+    if (!payload || bus_publish(r->a, "user", user_id, payload) < 0)
+        log_warn("auth: session event for %s not published", user_id);
+}
+
+int auth_sessions_end(struct req *r, const char *user_id, const char *keep_sid, const char *hash)
+{
+    const char *params[] = {user_id, keep_sid, hash};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_end, params, &err);
+    if (!res)
+        return req_err(r, 503, "Database unavailable");
+    return PQgetvalue(res, 0, 0)[0] == 't' ? 0 : 404;
+}
+
+void auth_session_revoked(struct req *r, const char *user_id, const char *keep_sid,
+                          const char *only_sid)
+{
+    const char *keep = keep_sid ? arena_printf(r->a, "\"%s\"", keep_sid) : "null";
+    const char *only = only_sid ? arena_printf(r->a, ",\"sid\":\"%s\"", only_sid) : "";
+    auth_publish(
+        r, user_id,
+        keep && only
+            ? arena_printf(r->a, "{\"type\":\"session_revoked\",\"keep_sid\":%s%s}", keep, only)
+            : NULL);
+}
+
+void auth_user_inactive(struct req *r, const char *user_id)
+{
+    auth_publish(r, user_id, "{\"type\":\"user_inactive\"}");
 }

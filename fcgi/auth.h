@@ -11,6 +11,7 @@ struct auth_user {
     const char *username;
     int is_superuser;
     int is_verified;
+    const char *sid; /* the access token's login session; NULL for a token without sid */
 };
 
 /*
@@ -26,9 +27,32 @@ int auth_require(struct req *r);
  */
 int auth_login(struct req *r, const char *user_id, const char *email, const char *username,
                struct json_object *out, int cookies);
-/* An access token alone (the /auth/jwt/login form route); NULL on failure. */
-char *auth_access_token(struct req *r, const char *user_id, const char *email,
-                        const char *username);
+/*
+ * Records a new login session of user_id (auth_sessions row): fills sid and
+ * the refresh jti with fresh UUIDs. Returns 0 or an HTTP status.
+ */
+int auth_session_start(struct req *r, const char *user_id, char sid[37], char jti[37]);
+/* An access token of login session sid (NULL: none) alone; NULL on failure. */
+char *auth_access_token(struct req *r, const char *user_id, const char *email, const char *username,
+                        const char *sid);
+
+/*
+ * Ends every login session of user_id but keep_sid (NULL: all): their refresh
+ * tokens and access tokens are refused from now on, and so are tokens
+ * without sid issued before now. With hash, also sets that password hash, in
+ * the same statement. Publishes nothing (see auth_session_revoked). Returns
+ * 0, 404 when the user is gone (nothing recorded), or a recorded error status.
+ */
+int auth_sessions_end(struct req *r, const char *user_id, const char *keep_sid, const char *hash);
+/*
+ * Publishes session_revoked on the user's channel (WS.md "Connecting"): every
+ * wsd closes that user's WebSockets with 1008 "Session revoked", all but
+ * those of keep_sid (NULL: all), or, with only_sid, only those of that session.
+ */
+void auth_session_revoked(struct req *r, const char *user_id, const char *keep_sid,
+                          const char *only_sid);
+/* user_inactive: every WebSocket of user_id closes with "User inactive". */
+void auth_user_inactive(struct req *r, const char *user_id);
 void auth_set_cookies(struct req *r, const char *access, const char *refresh);
 void auth_clear_cookies(struct req *r);
 

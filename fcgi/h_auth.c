@@ -119,16 +119,19 @@ int h_auth_refresh(struct req *r)
     PGresult *res = db_run(r->a, &q_rotate, params, &err);
     if (!res)
         return req_err(r, 503, "Database unavailable");
-    if (PQgetisnull(res, 0, 0))
-        return req_err(r, 401,
-                       "Invalid or expired refresh token"); /* unknown, or reused: now revoked */
+    if (PQgetisnull(res, 0, 0)) {
+        /* Reuse: the session is revoked now, so are its access tokens and sockets. */
+        if (strcmp(PQgetvalue(res, 0, 4), "0") != 0 && str_is_uuid(c.sub))
+            auth_session_revoked(r, c.sub, NULL, c.sid);
+        return req_err(r, 401, "Invalid or expired refresh token"); /* unknown, or reused */
+    }
     if (PQgetvalue(res, 0, 3)[0] != 't')
         return req_err(r, 403, "User account is inactive");
     snprintf(next.sub, sizeof(next.sub), "%s", PQgetvalue(res, 0, 0));
     snprintf(next.sid, sizeof(next.sid), "%s", c.sid);
     char *refresh = tok_issue(TOK_REFRESH, &next, time(NULL), cfg.refresh_ttl_days * 86400L);
-    char *access =
-        auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    char *access = auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                                     PQgetvalue(res, 0, 2), c.sid);
     if (!refresh || !access) {
         free(refresh);
         return req_err(r, 503, "Cannot issue tokens");
@@ -149,7 +152,9 @@ int h_auth_logout(struct req *r)
     if (token && tok_verify(TOK_REFRESH, token, time(NULL), &c) == 0 && str_is_uuid(c.sid)) {
         const char *params[] = {c.sid};
         enum db_err err;
-        db_run(r->a, &q_revoke, params, &err);
+        /* The access tokens of the session die with it: close its WebSockets too. */
+        if (db_run(r->a, &q_revoke, params, &err) && str_is_uuid(c.sub))
+            auth_session_revoked(r, c.sub, NULL, c.sid);
     }
     auth_clear_cookies(r);
     json_object *out = jx_obj(r->a);

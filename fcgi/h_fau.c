@@ -34,7 +34,8 @@ static struct db_stmt q_by_id =
     DB_STMT("SELECT email, hashed_password, is_active FROM users WHERE id = $1", 1);
 /* The password changes only if it is still the one the token was issued for: a token works once. */
 static struct db_stmt q_reset =
-    DB_STMT("WITH upd AS (UPDATE users SET hashed_password = $3, updated_at = now() "
+    DB_STMT("WITH upd AS (UPDATE users SET hashed_password = $3, updated_at = now(), "
+            "             sessions_revoked_at = now() "
             "             WHERE id = $1 AND hashed_password = $2 RETURNING id), "
             "rev AS (UPDATE auth_sessions SET revoked_at = now() "
             "        WHERE user_id IN (SELECT id FROM upd) AND revoked_at IS NULL) "
@@ -64,6 +65,9 @@ static struct db_stmt q_update = DB_STMT(
     "FROM (SELECT $2::jsonb AS j) p WHERE u.id = $1 RETURNING chatd_user_read(u)",
     2);
 static struct db_stmt q_delete = DB_STMT("DELETE FROM users WHERE id = $1", 1);
+static struct db_stmt q_logout = DB_STMT("UPDATE auth_sessions SET revoked_at = now() WHERE id = "
+                                         "$1 AND user_id = $2 AND revoked_at IS NULL",
+                                         2);
 
 /* Sends JSON text built by SQL as it is. */
 static int h_fau_text(struct req *r, int status, const char *json)
@@ -248,8 +252,12 @@ int h_fau_login(struct req *r)
     /* fastapi-users answers an inactive user like a wrong password. */
     if (!res || PQgetvalue(res, 0, 4)[0] != 't')
         return req_err(r, 400, "LOGIN_BAD_CREDENTIALS");
-    char *access =
-        auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    /* A login session of its own, so that logout and password changes can end this token. */
+    char sid[37], jti[37];
+    if ((rc = auth_session_start(r, PQgetvalue(res, 0, 0), sid, jti)))
+        return rc;
+    char *access = auth_access_token(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                                     PQgetvalue(res, 0, 2), sid);
     if (!access)
         return req_err(r, 503, "Cannot issue tokens");
     json_object *out = jx_obj(r->a);
@@ -258,9 +266,20 @@ int h_fau_login(struct req *r)
     return resp_json(r, 200, out);
 }
 
-/* JWT access tokens cannot be revoked one by one: like fastapi-users' JWT strategy, only 204. */
+/*
+ * Ends the login session of the caller's token (its WebSockets close); a token
+ * without sid cannot be told apart from the user's others: only 204, like
+ * fastapi-users' JWT strategy.
+ */
 int h_fau_logout(struct req *r)
 {
+    if (r->user->sid) {
+        const char *params[] = {r->user->sid, r->user->id};
+        enum db_err err;
+        if (!db_run(r->a, &q_logout, params, &err))
+            return h_fau_db_down(r);
+        auth_session_revoked(r, r->user->id, NULL, r->user->sid);
+    }
     return resp_json(r, 204, NULL);
 }
 
@@ -302,6 +321,7 @@ int h_fau_reset_password(struct req *r)
     /* 0: another reset with the same token won the race. */
     if (strcmp(PQgetvalue(upd, 0, 0), "1") != 0)
         return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
+    auth_session_revoked(r, c.sub, NULL, NULL);
     return h_fau_null(r, 200);
 }
 
@@ -389,7 +409,8 @@ static int h_fau_set_ids(struct req *r, json_object *set, const char **email)
  * The fields of a UserUpdate body as the jsonb of q_update; the privilege
  * flags only when privileged. cur_email is the account's current address.
  */
-static int h_fau_update_set(struct req *r, int privileged, const char *cur_email, json_object *set)
+static int h_fau_update_set(struct req *r, int privileged, const char *cur_email, json_object *set,
+                            char hash[PW_ENCODED_MAX])
 {
     static const char *const flags[] = {"is_active", "is_superuser", "is_verified"};
     const char *email = NULL, *password = NULL;
@@ -411,10 +432,35 @@ static int h_fau_update_set(struct req *r, int privileged, const char *cur_email
     const char *why = h_fau_password_problem(password, cur_email, email);
     if (why)
         return req_err_code(r, 400, "UPDATE_USER_INVALID_PASSWORD", why);
-    char hash[PW_ENCODED_MAX];
-    if (pw_hash(password, strlen(password), hash, sizeof(hash)) < 0)
+    if (pw_hash(password, strlen(password), hash, PW_ENCODED_MAX) < 0)
         return req_err(r, 503, "Cannot hash password");
-    json_object_object_add(set, "hashed_password", json_object_new_string(hash));
+    return 0;
+}
+
+/* The flag is_active set to false by this PATCH body (privileged callers only). */
+static int h_fau_deactivates(json_object *set)
+{
+    json_object *v;
+    return json_object_object_get_ex(set, "is_active", &v) && !json_object_get_boolean(v);
+}
+
+/*
+ * After the other fields are stored: a new password replaces the old one and
+ * ends every login session but keep_sid (NULL: all) in one statement; a
+ * deactivation ends them all. Then the user's WebSockets are told.
+ */
+static int h_fau_end_sessions(struct req *r, const char *id, const char *keep_sid, const char *hash,
+                              int deactivated)
+{
+    if (!hash && !deactivated)
+        return 0;
+    int rc = auth_sessions_end(r, id, deactivated ? NULL : keep_sid, hash);
+    if (rc)
+        return rc;
+    if (deactivated)
+        auth_user_inactive(r, id);
+    else
+        auth_session_revoked(r, id, keep_sid, NULL);
     return 0;
 }
 
@@ -437,10 +483,11 @@ static void h_fau_email_changed(struct req *r, json_object *set, const char *cur
 
 /* Applies a PATCH body to user id; answers UserRead, or gone_status when the user is gone. */
 static int h_fau_update(struct req *r, const char *id, int privileged, const char *cur_email,
-                        int gone_status, const char *gone_detail)
+                        const char *keep_sid, int gone_status, const char *gone_detail)
 {
     json_object *set = jx_obj(r->a);
-    int rc = h_fau_update_set(r, privileged, cur_email, set);
+    char hash[PW_ENCODED_MAX] = "";
+    int rc = h_fau_update_set(r, privileged, cur_email, set, hash);
     if (rc)
         return rc;
     const char *params[] = {id, jx_text(set, NULL)};
@@ -457,6 +504,9 @@ static int h_fau_update(struct req *r, const char *id, int privileged, const cha
     if (PQntuples(res) == 0)
         return req_err(r, gone_status, gone_detail);
     h_fau_email_changed(r, set, cur_email);
+    rc = h_fau_end_sessions(r, id, keep_sid, *hash ? hash : NULL, h_fau_deactivates(set));
+    if (rc)
+        return rc == 404 ? req_err(r, gone_status, gone_detail) : rc;
     return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
 }
 
@@ -478,9 +528,43 @@ int h_fau_me(struct req *r)
     return h_fau_read(r, r->user->id, 401, "User not found");
 }
 
+/*
+ * API.md: a new password needs the current one in the same body (else 400
+ * UPDATE_USER_INVALID_PASSWORD), so a stolen token or an unlocked device
+ * cannot take the account over.
+ */
+static int h_fau_current_password_ok(struct req *r, int *rc)
+{
+    const char *password = NULL, *current = NULL;
+    if ((*rc = body_str(r, "password", 0, 128, BODY_NULLABLE, &password)) || !password)
+        return !*rc;
+    if ((*rc = body_str(r, "current_password", 0, 128, BODY_NULLABLE, &current)))
+        return 0;
+    /* Guessing it here costs what guessing at login costs: the same budget. */
+    if ((*rc = auth_login_limit(r, r->user->username)))
+        return 0;
+    const char *params[] = {r->user->id};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_by_id, params, &err);
+    if (!res) {
+        *rc = h_fau_db_down(r);
+        return 0;
+    }
+    const char *hash = PQntuples(res) ? PQgetvalue(res, 0, 1) : NULL;
+    /* pw_verify() of a NULL hash still costs one verification. */
+    if (!pw_verify(hash, current ? current : "", current ? strlen(current) : 0) || !current) {
+        *rc = req_err_code(r, 400, "UPDATE_USER_INVALID_PASSWORD", "Current password is incorrect");
+        return 0;
+    }
+    return 1;
+}
+
 int h_fau_me_update(struct req *r)
 {
-    return h_fau_update(r, r->user->id, 0, r->user->email, 401, "User not found");
+    int rc;
+    if (!h_fau_current_password_ok(r, &rc))
+        return rc;
+    return h_fau_update(r, r->user->id, 0, r->user->email, r->user->sid, 401, "User not found");
 }
 
 /* fastapi-users' wording for the superuser-only routes. */
@@ -507,7 +591,7 @@ int h_fau_user_update(struct req *r)
         return h_fau_db_down(r);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "Not Found");
-    return h_fau_update(r, r->params[0], 1, PQgetvalue(res, 0, 0), 404, "Not Found");
+    return h_fau_update(r, r->params[0], 1, PQgetvalue(res, 0, 0), NULL, 404, "Not Found");
 }
 
 int h_fau_user_delete(struct req *r)

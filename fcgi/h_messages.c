@@ -18,8 +18,8 @@
 
 static struct db_stmt q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
 static struct db_stmt q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
-static struct db_stmt q_send =
-    DB_STMT("SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
+static struct db_stmt q_send = DB_STMT(
+    "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)", 7);
 
 /* One page, newest first; `after` pages forward from the oldest side so no message is skipped. */
 #define MSG_PAGE(where)                                                                            \
@@ -119,12 +119,13 @@ static int msg_parse_send(struct req *r, const char **params)
     params[3] = content;
     params[4] = media_url;
     params[5] = media_type;
+    params[6] = cfg.public_url; /* media_url is anchored to it (0009_sessions.sql) */
     return 0;
 }
 
 int h_msg_send(struct req *r)
 {
-    const char *params[6];
+    const char *params[7];
     const char *key = arena_printf(r->a, "rl:msg:%s", r->user->id);
     int rc = auth_rate_limit(r, key, cfg.rate_messages_per_10s, 10);
     if (rc || (rc = msg_parse_send(r, params)))

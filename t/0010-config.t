@@ -29,9 +29,8 @@ sub slurp {
 }
 
 my $example = slurp("$root/.env.example");
-my $readme  = slurp("$root/README.md");
-# README.<area>.md: an engineer's section, folded into README.md at merge.
-$readme .= slurp($_) // '' for glob("$root/README.*.md");
+# README fragments (README.<topic>.md) are folded into README.md at merge time.
+my $readme  = join "\n", grep { defined } map { slurp($_) } "$root/README.md", glob("$root/README.*.md");
 ok(defined $example, '.env.example exists');
 ok(defined $readme,  'README.md exists');
 
@@ -88,10 +87,44 @@ for my $prog (qw(chat-fcgi chat-wsd)) {
     is($kv{DEBUG}, 'false', "$prog: DEBUG=false is shown");
     $keys_of{$prog} = [sort keys %kv];
 
-    $r = print_config($prog, DEBUG => 'true', DATABASE_URL => 'postgresql+asyncpg://u@127.0.0.1:1/x');
-    is($r->{exit}, 0, "$prog: DEBUG=true without secrets is allowed") or diag(Chatd::Test::describe($r));
+    # Issue 8: DEBUG=true used to fall back to the example secrets (anyone can sign tokens).
+    $r = print_config($prog, DEBUG => 'true');
+    isnt($r->{exit}, 0, "$prog: DEBUG=true without secrets exits non-zero");
+    ok(!$r->{signal} && !$r->{timed_out}, "$prog: DEBUG=true without secrets: a clean exit")
+      or diag(Chatd::Test::describe($r));
+    like($r->{err}, qr/(?<!REFRESH_)SECRET_KEY.*not set/, "$prog: DEBUG=true without secrets: names SECRET_KEY");
+    unlike($r->{out}, qr/^DATABASE_URL=/m, "$prog: DEBUG=true without secrets: no config printed");
+
+    $r = print_config($prog, DEBUG => 'true', SECRET_KEY => $good1, REFRESH_SECRET_KEY => $good2,
+        DATABASE_URL => 'postgresql+asyncpg://u@127.0.0.1:1/x');
+    is($r->{exit}, 0, "$prog: DEBUG=true with secrets starts") or diag(Chatd::Test::describe($r));
     like($r->{out}, qr{^DATABASE_URL=postgresql://u\@127\.0\.0\.1:1/x$}m,
         "$prog: postgresql+asyncpg:// is shown as postgresql://");
+    like($r->{out}, qr{^CORS_ORIGINS_STR=http://localhost:3000,}m,
+        "$prog: DEBUG=true keeps the development CORS origins by default");
+
+    # Issue 8: passwords in a URL query and in a libpq conninfo were printed.
+    my ($qpw, $kvpw, $smtppw) = map { "$_" . Chatd::Test::random_hex(6) } qw(qpw kvpw smtp);
+    $r = print_config($prog, DEBUG => 'false', SECRET_KEY => $good1, REFRESH_SECRET_KEY => $good2,
+        DATABASE_URL => "postgresql://127.0.0.1:1/x?user=u&password=$qpw&sslmode=disable",
+        REDIS_URL    => "redis://:$rdpw\@127.0.0.1:1/0",
+        SMTP_URL     => "smtp://mailer:$smtppw\@127.0.0.1:1");
+    is($r->{exit}, 0, "$prog: URLs with passwords: --print-config exits 0") or diag(Chatd::Test::describe($r));
+    for my $pw ($qpw, $rdpw, $smtppw) {
+        ok(index($r->{out} . $r->{err}, $pw) < 0, "$prog: password $pw is not printed")
+          or diag(grep { index($_, $pw) >= 0 } split /\n/, $r->{out});
+    }
+    like($r->{out}, qr{^DATABASE_URL=postgresql://127\.0\.0\.1:1/x\?user=u&password=\*+&sslmode=disable$}m,
+        "$prog: ?password= is masked, the rest of the URL is shown");
+    like($r->{out}, qr{^CORS_ORIGINS_STR=$}m, "$prog: DEBUG=false: no CORS origin by default");
+    like($r->{err}, qr/CORS_ORIGINS_STR is not set/, "$prog: DEBUG=false without CORS_ORIGINS_STR: a warning");
+    $r = print_config($prog, DEBUG => 'false', SECRET_KEY => $good1, REFRESH_SECRET_KEY => $good2,
+        DATABASE_URL => "host=127.0.0.1 port=1 user=u password='$kvpw x' dbname=x");
+    is($r->{exit}, 0, "$prog: conninfo DATABASE_URL: --print-config exits 0") or diag(Chatd::Test::describe($r));
+    ok(index($r->{out} . $r->{err}, $kvpw) < 0, "$prog: the password of a key=value conninfo is not printed")
+      or diag(grep { index($_, $kvpw) >= 0 } split /\n/, $r->{out});
+    like($r->{out}, qr{^DATABASE_URL=host=127\.0\.0\.1 port=1 user=u password=\*+ dbname=x$}m,
+        "$prog: conninfo: only the password is masked");
 
     SKIP: {
         skip '.env.example is missing', 2 unless defined $example;

@@ -160,10 +160,10 @@ $t->patch_ok($s->url('/users/me'), bearer($tok), json => {bio => 'b' x 501})->st
 $t->patch_ok($s->url('/users/me'), bearer($tok), json => {first_name => 'f' x 101})->status_is(422, 'patch me: long first_name 422');
 $t->patch_ok($s->url('/users/me'), bearer($tok), json => {avatar_url => 'h' x 501})->status_is(422, 'patch me: long avatar_url 422');
 $t->patch_ok($s->url('/users/me'), bearer($tok), json => {email => 'nope'})->status_is(422, 'patch me: bad email 422');
-$t->patch_ok($s->url('/users/me'), bearer($tok), json => {password => 'short'})->status_is(400, 'patch me: short password');
+$t->patch_ok($s->url('/users/me'), bearer($tok), json => {password => 'short', current_password => $PW})->status_is(400, 'patch me: short password');
 detail_is({code => 'UPDATE_USER_INVALID_PASSWORD', reason => 'Password should be at least 8 characters'},
     'patch me: short password detail');
-$t->patch_ok($s->url('/users/me'), bearer($tok), json => {password => 'my alice@example.com!'})
+$t->patch_ok($s->url('/users/me'), bearer($tok), json => {password => 'my alice@example.com!', current_password => $PW})
   ->status_is(400, 'patch me: password with the email');
 detail_is({code => 'UPDATE_USER_INVALID_PASSWORD', reason => 'Password should not contain e-mail'},
     'patch me: password with the email detail');
@@ -175,7 +175,7 @@ sql("update users set is_verified = true where id = '$alice->{id}'");
 $t->patch_ok($s->url('/users/me'), bearer($tok), json => {email => 'alice@example.com'})
   ->status_is(200, 'patch me: the same email');
 is($t->tx->res->json('/is_verified'), 1, 'patch me: the same email keeps is_verified');
-$t->patch_ok($s->url('/users/me'), bearer($tok), json => {email => 'alice.new@example.com', password => 'new password 2'})
+$t->patch_ok($s->url('/users/me'), bearer($tok), json => {email => 'alice.new@example.com', password => 'new password 2', current_password => $PW})
   ->status_is(200, 'patch me: new email and password');
 is($t->tx->res->json('/email'), 'alice.new@example.com', 'patch me: email changed');
 is($t->tx->res->json('/is_verified'), 0, 'patch me: a new email clears is_verified');

@@ -12,6 +12,8 @@
 #include "ws_sync.h"
 
 #include <ctype.h>
+#include <json-c/json.h>
+#include <stdio.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,15 @@
 #define WS_AUTH_ARG_MAX 2048
 #define WS_AUTH_COOKIE_MAX 8192
 
-static const char ws_auth_sql[] = "SELECT is_active, groups FROM chatd_ws_user($1)";
+/*
+ * Handshake and `auth` frame alike: $1 user, $2 sid (NULL without one), $3
+ * iat; the sid and $4 (exp) come back so the callback applies exactly what
+ * the database approved.
+ */
+static const char ws_auth_sql[] = "SELECT w.is_active, w.session_ok, w.groups, $2::uuid::text, "
+                                  "$4::bigint FROM chatd_ws_user($1, $2, $3) w";
+/* The longest an `auth` frame's token may be (the handshake's query argument limit). */
+#define WS_AUTH_TOKEN_MAX WS_AUTH_ARG_MAX
 
 /*
  * The {user_id} of the request path, lower-cased, into out[37]. Returns 0,
@@ -151,20 +161,58 @@ static char *ws_auth_token(struct lws *wsi)
     return buf;
 }
 
-/* WS.md's close reasons; NULL when the token is good for user. */
-static const char *ws_auth_check_token(struct lws *wsi, const char *user)
+/* WS.md's close reasons; NULL when token is good for user (*claims filled). */
+static const char *ws_auth_verify(const char *token, const char *user, struct tok_claims *claims)
 {
-    struct tok_claims claims;
-    char *token = ws_auth_token(wsi);
-    if (!token)
+    if (!token || !*token)
         return "Missing token";
-    int rc = tok_verify(TOK_ACCESS, token, (long)time(NULL), &claims);
-    free(token);
-    if (rc < 0)
+    if (tok_verify(TOK_ACCESS, token, (long)time(NULL), claims) < 0)
         return "Invalid or expired token";
-    if (strcasecmp(claims.sub, user) != 0)
+    if (strcasecmp(claims->sub, user) != 0)
         return "Token user_id mismatch";
     return NULL;
+}
+
+static const char *ws_auth_check_token(struct lws *wsi, const char *user, struct tok_claims *claims)
+{
+    char *token = ws_auth_token(wsi);
+    const char *why = ws_auth_verify(token, user, claims);
+    free(token);
+    return why;
+}
+
+/* Asks Postgres whether the token of claims may (still) speak for c's user. */
+static int ws_auth_query(struct ws_conn *c, const struct tok_claims *claims, ws_conn_db_fn *fn)
+{
+    char iat[24], exp[24];
+    snprintf(iat, sizeof(iat), "%ld", claims->iat);
+    snprintf(exp, sizeof(exp), "%ld", claims->exp);
+    const char *params[] = {c->user_id, str_is_uuid(claims->sid) ? claims->sid : NULL, iat, exp};
+    return ws_conn_query(c, ws_auth_sql, 4, params, fn);
+}
+
+/*
+ * The expiry timer: LWS_CALLBACK_TIMER comes at token_exp (ws_auth_on_timer).
+ * ws_conn_close_later() takes the same timer over, which is right: the
+ * connection is going anyway.
+ */
+static void ws_auth_arm(struct ws_conn *c)
+{
+    if (c->close_code)
+        return; /* the close already holds the timer: never push it back to exp */
+    long long left = c->token_exp - (long long)time(NULL);
+    lws_set_timer_usecs(c->wsi, left > 0 ? (lws_usec_t)left * LWS_US_PER_SEC : 1);
+}
+
+/* Takes sid and exp from a row of ws_auth_sql; 0, or -1 when the token may not be used. */
+static int ws_auth_adopt(struct ws_conn *c, PGresult *res)
+{
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0 || strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+        return -1;
+    snprintf(c->sid, sizeof(c->sid), "%s", PQgetvalue(res, 0, 3));
+    c->token_exp = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    ws_auth_arm(c);
+    return 0;
 }
 
 static void ws_auth_fail(struct ws_conn *c, int code, const char *reason)
@@ -179,12 +227,12 @@ static void ws_auth_on_user(struct ws_conn *c, PGresult *res)
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Database unavailable");
         return;
     }
-    /* An unknown or inactive user: WS.md puts both under the token's reason. */
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    /* An unknown or inactive user, a revoked session: WS.md puts all under the token's reason. */
+    if (PQntuples(res) != 1 || ws_auth_adopt(c, res) < 0) {
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Invalid or expired token");
         return;
     }
-    if (ws_hub_add(c->srv->hub, c, PQgetvalue(res, 0, 1)) < 0) {
+    if (ws_hub_add(c->srv->hub, c, PQgetvalue(res, 0, 2)) < 0) {
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Out of memory");
         return;
     }
@@ -211,12 +259,84 @@ void ws_auth_start(struct ws_conn *c)
     ws_conn_log(c);
     c->lane = (unsigned)ws_conn_hash(c->user_id, strlen(c->user_id));
     c->since = ws_auth_since(wsi);
-    const char *why = ws_auth_check_token(wsi, c->user_id);
+    struct tok_claims claims;
+    const char *why = ws_auth_check_token(wsi, c->user_id, &claims);
     if (why) {
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return;
     }
-    const char *params[] = {c->user_id};
-    if (ws_conn_query(c, ws_auth_sql, 1, params, ws_auth_on_user) < 0)
+    if (ws_auth_query(c, &claims, ws_auth_on_user) < 0)
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Server busy");
+}
+
+void ws_auth_on_timer(struct ws_conn *c)
+{
+    if (!c->token_exp)
+        return;
+    if ((long long)time(NULL) >= c->token_exp)
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Token expired");
+    else
+        ws_auth_arm(c); /* woken early */
+}
+
+static void ws_auth_on_renew(struct ws_conn *c, PGresult *res)
+{
+    char buf[64];
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ws_conn_error(c, "Database unavailable", NULL); /* the current token still holds */
+    } else if (PQntuples(res) != 1 || ws_auth_adopt(c, res) < 0) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Invalid or expired token");
+    } else {
+        int n =
+            snprintf(buf, sizeof(buf), "{\"type\":\"authed\",\"expires_at\":%lld}", c->token_exp);
+        ws_conn_send(c, buf, (size_t)n);
+    }
+    ws_proto_done(c);
+}
+
+int ws_auth_cmd(struct ws_conn *c, struct json_object *msg)
+{
+    struct json_object *v;
+    const char *token = NULL;
+    if (json_object_object_get_ex(msg, "token", &v) && json_object_is_type(v, json_type_string) &&
+        json_object_get_string_len(v) <= WS_AUTH_TOKEN_MAX)
+        token = json_object_get_string(v);
+    struct tok_claims claims;
+    const char *why = ws_auth_verify(token, c->user_id, &claims);
+    if (why) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+        return 0;
+    }
+    if (ws_auth_query(c, &claims, ws_auth_on_renew) < 0) {
+        ws_conn_error(c, "Server busy", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+int ws_auth_is_event(const char *type)
+{
+    return !strcmp(type, "session_revoked") || !strcmp(type, "user_inactive");
+}
+
+/* A string member of o, or NULL. */
+static const char *ws_auth_member(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+void ws_auth_on_event(struct ws_conn *c, const char *type, struct json_object *ev)
+{
+    if (!strcmp(type, "user_inactive")) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "User inactive");
+        return;
+    }
+    const char *only = ws_auth_member(ev, "sid"), *keep = ws_auth_member(ev, "keep_sid");
+    /* A connection whose token has no sid belongs to no session that could be kept. */
+    int hit = only ? !strcmp(c->sid, only) : !(keep && *c->sid && !strcmp(c->sid, keep));
+    if (hit)
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Session revoked");
 }

@@ -1,6 +1,7 @@
 #ifndef CHATD_WS_AUTH_H
 #define CHATD_WS_AUTH_H
 
+struct json_object;
 struct lws;
 struct ws_conn;
 
@@ -22,5 +23,30 @@ unsigned ws_auth_upgrade_status(struct lws *wsi);
  * messages run. Failure: c closes with 1008 and WS.md's reason.
  */
 void ws_auth_start(struct ws_conn *c);
+
+/*
+ * LWS_CALLBACK_TIMER of a connection that is not closing: at its token's
+ * exp it closes with 1008 "Token expired" (WS.md), else the timer is re-armed.
+ */
+void ws_auth_on_timer(struct ws_conn *c);
+
+/*
+ * The `auth` frame {"type":"auth","token":<access token>}: a good token of
+ * the same user, whose session is live, replaces the connection's (its sid
+ * and exp) and is answered {"type":"authed","expires_at":<unix s>}; any other
+ * closes with 1008 and the handshake's reasons. Returns 1 when the answer
+ * comes later (ws_proto_done), 0 when done.
+ */
+int ws_auth_cmd(struct ws_conn *c, struct json_object *msg);
+
+/* 1 for the internal events of the user's channel that ws_auth_on_event() handles. */
+int ws_auth_is_event(const char *type);
+/*
+ * session_revoked {"keep_sid":<sid>|null,"sid"?:<sid>} closes c with 1008
+ * "Session revoked" when c's session is not keep_sid (or, with "sid", is
+ * that one); user_inactive closes it with 1008 "User inactive". These
+ * events are never forwarded to clients.
+ */
+void ws_auth_on_event(struct ws_conn *c, const char *type, struct json_object *ev);
 
 #endif

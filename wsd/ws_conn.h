@@ -99,6 +99,9 @@ struct ws_conn {
 
     int close_code;           /* non-zero: close at the next LWS_CALLBACK_TIMER */
     const char *close_reason; /* static string */
+
+    char sid[37];        /* login session of the token (ws_auth.c); "" for a token without sid */
+    long long token_exp; /* unix s when that token expires: closes then unless renewed; 0 unset */
 };
 
 /* Every live connection of a vhost, for shutdown. */

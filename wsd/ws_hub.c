@@ -1,6 +1,7 @@
 #include "ws_hub.h"
 
 #include "log.h"
+#include "ws_auth.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
 #include "ws_sync.h"
@@ -334,6 +335,12 @@ static void ws_hub_route(struct ws_hub *h, struct ws_hub_node *n, const char *pa
 {
     int on_user = !strncmp(n->chan, WS_HUB_USER, sizeof(WS_HUB_USER) - 1);
     const char *gid = ev->group_id;
+    /* Session events are for wsd itself (ws_auth.c), never for clients. */
+    if (on_user && ws_auth_is_event(ev->type)) {
+        for (struct ws_hub_link *l = n->head; l; l = l->next)
+            ws_auth_on_event(l->c, ev->type, ev->obj);
+        return;
+    }
     if (on_user && gid && !strcmp(ev->type, "member_added"))
         ws_hub_add_group(h, n, gid);
     struct ws_conn_frame *f = ws_conn_frame_new(payload, len);

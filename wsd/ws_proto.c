@@ -37,7 +37,7 @@ struct ws_proto_cmd {
 static const struct ws_proto_cmd ws_proto_cmds[] = {
     {"ping", ws_cmd_ping},    {"join_group", ws_cmd_join}, {"leave_group", ws_cmd_leave},
     {"message", ws_send_cmd}, {"typing", ws_cmd_typing},   {"read", ws_cmd_read},
-    {"sync", ws_sync_cmd},
+    {"sync", ws_sync_cmd},    {"auth", ws_auth_cmd},
 };
 
 const lws_retry_bo_t ws_proto_retry = {
@@ -289,9 +289,10 @@ static int ws_proto_handle(struct lws *wsi, enum lws_callback_reasons reason, st
         return ws_proto_on_receive(c, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_proto_on_writeable(c);
-    case LWS_CALLBACK_TIMER: /* set by ws_conn_close_later() */
+    case LWS_CALLBACK_TIMER: /* set by ws_conn_close_later() and ws_auth.c */
         if (c->close_code)
             return ws_proto_close_now(c, (enum lws_close_status)c->close_code, c->close_reason);
+        ws_auth_on_timer(c); /* and the token's expiry (ws_auth.c) */
         return 0;
     case LWS_CALLBACK_CLOSED:
         ws_proto_on_closed(wsi, c);

@@ -22,7 +22,7 @@
 static const char ws_send_lock_sql[] = "SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")";
 static const char ws_send_unlock_sql[] = "SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")";
 static const char ws_send_sql[] = "SELECT status, detail, pub, msg_id, msg_seq, msg_created"
-                                  " FROM chatd_message_send($1, $2, $3, $4, $5, $6)";
+                                  " FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)";
 /* fcgi's fixed window (shared/rds.c rds_incr_window), on the same key: one bucket per user. */
 static const char ws_send_rate_lua[] = "local n = redis.call('INCR', KEYS[1]) "
                                        "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
@@ -226,8 +226,9 @@ static void ws_send_on_lock(void *arg, PGresult *res)
                             *s->group ? s->group : NULL,
                             s->content,
                             s->media_url,
-                            s->media_type};
-    if (ws_db_query(s->srv->db, s->lane, ws_send_sql, 6, params, ws_send_on_send, s) < 0)
+                            s->media_type,
+                            cfg.public_url};
+    if (ws_db_query(s->srv->db, s->lane, ws_send_sql, 7, params, ws_send_on_send, s) < 0)
         ws_send_finish(s, "Server busy");
 }
 

@@ -193,6 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(uv_loop_init(&wf_loop) == 0);
         wf_srv.loop = &wf_loop;
         cfg.rate_messages_per_10s = 30;
+        /* The `auth` frame verifies tokens; chat-wsd never starts without a key. */
+        cfg.secret_key = "fuzz-secret-key-fuzz-secret-key-fuzz";
         log_set_level(LOG_ERROR);
     }
     if (size > WS_CONN_MAX_MSG)

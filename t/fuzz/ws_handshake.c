@@ -230,7 +230,8 @@ static void wh_checks(struct lws *wsi, const char *cookie)
         free(token);
     }
 
-    const char *why = ws_auth_check_token(wsi, rc == 0 ? user : "");
+    struct tok_claims claims;
+    const char *why = ws_auth_check_token(wsi, rc == 0 ? user : "", &claims);
     if (getenv("FUZZ_DEBUG")) /* what the handshake came to, to write a corpus */
         fprintf(stderr, "status %u user %d since %lld req_id \"%s\": %s\n", status, rc, since,
                 req_id, why ? why : "accepted");

@@ -17,9 +17,11 @@ package Chatd::WsClient;
 use strict;
 use warnings;
 
+use Digest::SHA ();
 use Mojo::IOLoop;
 use Mojo::JSON qw(decode_json);
 use Mojo::UserAgent;
+use Mojo::Util ();
 use Test::More ();
 use Time::HiRes ();
 
@@ -44,6 +46,26 @@ sub register {
         refresh => $j->{refresh_token},
         auth    => {Authorization => "Bearer $j->{access_token}"},
     };
+}
+
+# An HS256 access token of user $sub signed with the stack's SECRET_KEY, as fcgi would issue
+# one but without a login session (no sid) unless %claims says otherwise; exp in 600 s by default.
+sub forge_access {
+    my ($s, $sub, %claims) = @_;
+    my $b64 = sub { my $b = Mojo::Util::b64_encode(shift, ''); $b =~ tr{+/}{-_}; $b =~ s/=+$//; $b };
+    my $now = time;
+    my $h = $b64->(Mojo::JSON::encode_json({alg => 'HS256', typ => 'JWT'}));
+    my $p = $b64->(Mojo::JSON::encode_json({sub => $sub, type => 'access', aud => ['fastapi-users:auth'],
+        iat => $now, exp => $now + 600, jti => Mojo::Util::md5_sum(rand), %claims}));
+    return "$h.$p." . $b64->(Digest::SHA::hmac_sha256("$h.$p", $s->secret_key));
+}
+
+# The claims of a JWT (its payload, not checked).
+sub claims_of {
+    my $tok = shift // '';
+    my $p = (split /\./, $tok)[1] // return {};
+    $p =~ tr{-_}{+/};
+    return eval { decode_json(Mojo::Util::b64_decode($p . '=' x (-length($p) % 4))) } // {};
 }
 
 # A REST call as user $u: api($s, $u, 'POST', '/api/v1/messages', json => {...}). Returns the
