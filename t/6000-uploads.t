@@ -216,6 +216,24 @@ $t->post_ok($s->url('/api/v1/messages'), $alice->{auth},
   ->status_is(422, 'a message with a media_url that is no upload is 422')
   ->json_is('/detail/0/msg', 'media_url must be a file uploaded to this server', 'media_url that is no upload: detail');
 
+# media_type must be the family of the stored type (schema/0013), over REST and with the
+# absolute form of the URL too.
+$t->post_ok($s->url('/api/v1/messages'), $alice->{auth},
+    json => {content => 'pic', receiver_id => $bob->{id}, media_url => $png->{url}, media_type => 'video'})
+  ->status_is(422, 'an image upload sent as media_type video is 422')
+  ->json_is('/detail/0/msg', 'media_type does not match the uploaded file', 'media_type mismatch: detail');
+$t->post_ok($s->url('/api/v1/messages'), $alice->{auth},
+    json => {content => 'clip', receiver_id => $bob->{id}, media_url => $mp4->{url}, media_type => 'image'})
+  ->status_is(422, 'a video upload sent as media_type image is 422');
+$t->post_ok($s->url('/api/v1/messages'), $alice->{auth},
+    json => {content => 'clip', receiver_id => $bob->{id}, media_url => $s->url($mp4->{url}), media_type => 'video'})
+  ->status_is(201, 'a video upload by its absolute URL as media_type video is 201');
+$t->post_ok($s->url('/api/v1/messages'), $alice->{auth},
+    json => {content => 'pic', receiver_id => $bob->{id}, media_url => $s->url($png->{url}), media_type => 'video'})
+  ->status_is(422, 'an image upload by its absolute URL as media_type video is 422');
+is(sql("select count(*) from messages where sender_id = '$alice->{id}' and content in ('pic', 'clip')"), 2,
+    'media_type mismatches stored nothing');
+
 # ---- the old version's upload test (a JPEG, expects 201 and a url) ----------------------
 $t->post_ok($s->url('/api/v1/upload'), $alice->{auth},
     form => {file => {content => $sample{jpg}, filename => 'test.jpg', 'Content-Type' => 'image/jpeg'}})
