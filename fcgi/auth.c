@@ -69,7 +69,7 @@ int auth_require(struct req *r)
     const char *params[] = {c.sub};
     PGresult *res = db_run(r->a, &q_caller, params, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return auth_deny(r, "User not found");
     if (PQgetvalue(res, 0, 3)[0] != 't')
@@ -118,7 +118,7 @@ int auth_login(struct req *r, const char *user_id, const char *email, const char
     const char *params[] = {rc.sid, user_id, rc.jti, ua ? ua : "", r->remote_addr};
     enum db_err err;
     if (!db_run(r->a, &q_session, params, &err))
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     char *access = auth_access_token(r, user_id, email, username);
     char *refresh =
         auth_keep(r, tok_issue(TOK_REFRESH, &rc, time(NULL), cfg.refresh_ttl_days * 86400L));
@@ -193,7 +193,7 @@ PGresult *auth_check_password(struct req *r, const char *login, const char *pass
     const char *params[] = {login};
     PGresult *res = db_run(r->a, &q_login_user, params, &err);
     if (!res) {
-        *status = req_err(r, 503, "Database unavailable");
+        *status = resp_db_err(r, err);
         return NULL;
     }
     const char *hash = PQntuples(res) ? PQgetvalue(res, 0, 3) : NULL;

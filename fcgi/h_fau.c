@@ -83,11 +83,6 @@ static int h_fau_null(struct req *r, int status)
     return resp_raw(r, status, "application/json", "null", 4);
 }
 
-static int h_fau_db_down(struct req *r)
-{
-    return req_err(r, 503, "Database unavailable");
-}
-
 /* The old version's UserManager.validate_password; NULL when the password is acceptable. */
 static const char *h_fau_password_problem(const char *pw, const char *email, const char *email2)
 {
@@ -289,7 +284,7 @@ static PGresult *h_fau_account(struct req *r, int *rc)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_email, params, &err);
     if (!res)
-        *rc = h_fau_db_down(r);
+        *rc = resp_db_err(r, err);
     return res;
 }
 
@@ -326,7 +321,7 @@ int h_fau_reset_password(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     char fgp[65];
     if (!PQntuples(res) || PQgetvalue(res, 0, 2)[0] != 't' ||
         h_fau_fingerprint(PQgetvalue(res, 0, 1), fgp) < 0 || !h_fau_same(fgp, c.fgp))
@@ -340,7 +335,7 @@ int h_fau_reset_password(struct req *r)
     const char *uparams[] = {c.sub, PQgetvalue(res, 0, 1), hash};
     PGresult *upd = db_run(r->a, &q_reset, uparams, &err);
     if (!upd)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     /* 0: another reset with the same token won the race. */
     if (strcmp(PQgetvalue(upd, 0, 0), "1") != 0)
         return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
@@ -373,7 +368,7 @@ static int h_fau_verify_token(struct req *r, const char *token)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_verify, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 400, "VERIFY_USER_BAD_TOKEN");
     if (PQgetvalue(res, 0, 0)[0] == 't' || PQgetisnull(res, 0, 1))
@@ -489,7 +484,7 @@ static int h_fau_update(struct req *r, const char *id, int privileged, const cha
                            : "UPDATE_USER_USERNAME_ALREADY_EXISTS");
     if (!res)
         return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
-                                 : h_fau_db_down(r);
+                                 : resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, gone_status, gone_detail);
     return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
@@ -502,7 +497,7 @@ static int h_fau_read(struct req *r, const char *id, int status, const char *det
     enum db_err err;
     PGresult *res = db_run(r->a, &q_read, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, status, detail);
     return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
@@ -539,7 +534,7 @@ int h_fau_user_update(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "Not Found");
     return h_fau_update(r, r->params[0], 1, PQgetvalue(res, 0, 0), 404, "Not Found");
@@ -554,7 +549,7 @@ int h_fau_user_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (strcmp(PQcmdTuples(res), "0") == 0)
         return req_err(r, 404, "Not Found");
     return resp_json(r, 204, NULL);

@@ -16,8 +16,6 @@
 
 #define MSG_CONTENT_MAX 5000
 
-static struct db_stmt q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
-static struct db_stmt q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
 static struct db_stmt q_send =
     DB_STMT("SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6)", 6);
 
@@ -120,17 +118,15 @@ int h_msg_send(struct req *r)
     if (rc || (rc = msg_parse_send(r, params)))
         return rc;
     enum db_err err;
-    if (!db_run(r->a, &q_lock, NULL, &err))
-        return req_err(r, 503, "Database unavailable");
+    if (db_lock_publish(r->a, &err) < 0)
+        return resp_db_err(r, err);
     PGresult *res = db_run(r->a, &q_send, params, &err);
     int status = res ? atoi(PQgetvalue(res, 0, 0)) : 0;
     if (status == 201)
         msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
-    enum db_err unlock_err;
-    db_run(r->a, &q_unlock, NULL, &unlock_err);
+    db_unlock_publish(r->a);
     if (!res)
-        return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
-                                 : req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (status == 422)
         return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
     if (status != 201)
@@ -172,13 +168,13 @@ int h_msg_list(struct req *r)
         const char *mp[] = {group, r->user->id};
         PGresult *m = db_run(r->a, &q_is_member, mp, &err);
         if (!m)
-            return req_err(r, 503, "Database unavailable");
+            return resp_db_err(r, err);
         if (!PQntuples(m))
             return req_err(r, 403, "You are not a member of this group");
     }
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
                     (size_t)PQgetlength(res, 0, 0));
 }
@@ -189,7 +185,7 @@ int h_msg_read(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_read, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (!PQntuples(res))
         return req_err(r, 404, "Message not found");
     const char *frame = arena_printf(
@@ -210,7 +206,7 @@ int h_msg_edit(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_edit, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (!PQntuples(res))
         return req_err(r, 404, "Message not found");
     const char *json = PQgetvalue(res, 0, 0);
@@ -225,7 +221,7 @@ int h_msg_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (!PQntuples(res))
         return req_err(r, 404, "Message not found");
     const char *frame =
@@ -286,7 +282,7 @@ static int msg_page(struct req *r, struct db_stmt *q)
     enum db_err err;
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
                     (size_t)PQgetlength(res, 0, 0));
 }

@@ -84,6 +84,9 @@ static const struct cfg_key cfg_table[] = {
     I("RATE_LIMIT_REGISTER_PER_HOUR", rate_register_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_MESSAGES_PER_10S", rate_messages_per_10s, "30", 0, 1000000),
     S("LOG_LEVEL", log_level, "info"),
+    I("DB_LOCK_TIMEOUT_MS", db_lock_timeout_ms, "5000", 0, 600000),
+    I("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),
+    I("WSD_DB_QUEUE_MAX", wsd_db_queue_max, "4096", 1, 1000000),
 };
 
 /* Values shipped in .env.example and by the old version: never good outside DEBUG. */

