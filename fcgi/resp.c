@@ -135,7 +135,7 @@ int resp_db_err(struct req *r, enum db_err err)
 {
     switch (err) {
     case DB_UNAVAILABLE:
-        return resp_db_err(r, err);
+        return req_err(r, 503, "Database unavailable");
     case DB_TIMEOUT:
     case DB_RETRY:
         return req_err(r, 503, "Database busy");
