@@ -17,7 +17,7 @@
 #include "resp.h"
 #include "tok.h"
 
-static struct db_stmt q_caller = DB_STMT(
+static struct db_stmt q_caller = DB_STMT_IDEM(
     "SELECT id, email, username, is_active, is_superuser, is_verified FROM users WHERE id = $1", 1);
 static struct db_stmt q_login_user =
     DB_STMT("SELECT id, email, username, hashed_password, is_active, chatd_user_auth(u) "

@@ -27,18 +27,18 @@ static struct db_stmt q_send =
     "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                           \
     "  LIMIT $5 OFFSET $6) m JOIN users s ON s.id = m.sender_id"
 
-static struct db_stmt q_list_private = DB_STMT(
+static struct db_stmt q_list_private = DB_STMT_IDEM(
     MSG_PAGE("m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
              " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"),
     6);
 static struct db_stmt q_list_group =
-    DB_STMT(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
-                     " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
-            6);
+    DB_STMT_IDEM(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
+                          " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
+                 6);
 static struct db_stmt q_list_mine =
-    DB_STMT(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
+    DB_STMT_IDEM(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
 static struct db_stmt q_is_member =
-    DB_STMT("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
+    DB_STMT_IDEM("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
 
 /* Marks read (schema/0006_ws.sql, shared with the WebSocket `read` frame of wsd). */
 static struct db_stmt q_read =
@@ -231,7 +231,7 @@ int h_msg_delete(struct req *r)
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 
-static struct db_stmt q_chats = DB_STMT(
+static struct db_stmt q_chats = DB_STMT_IDEM(
     "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
     "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
     "page AS (SELECT * FROM chatd_private_last($1) ORDER BY (msg).seq DESC LIMIT $2 OFFSET $3) "
@@ -248,7 +248,7 @@ static struct db_stmt q_chats = DB_STMT(
     "FROM page p JOIN users u ON u.id = p.partner LEFT JOIN unread un ON un.partner = p.partner",
     3);
 
-static struct db_stmt q_inbox = DB_STMT(
+static struct db_stmt q_inbox = DB_STMT_IDEM(
     "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
     "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
     "priv AS (SELECT (p.msg).seq AS seq, json_build_object('kind', 'user',"

@@ -7,6 +7,7 @@
 #   of order): 503, no row; the next send is stored once, under the lock.
 # - Every backend of the database is killed between requests: the next requests succeed, each
 #   send stored exactly once (the dead idle connection is replaced before sending).
+# - A bug in our SQL (an undefined column) answers 500 and is logged, not a 503.
 use strict;
 use warnings;
 use Test::More;
@@ -17,7 +18,7 @@ use Chatd::Test;
 use Chatd::WsClient;
 
 my $LOCK_MS = 1500;
-my $s = Chatd::Test->new(env => {DB_LOCK_TIMEOUT_MS => $LOCK_MS})->allow_5xx(503)->start;
+my $s = Chatd::Test->new(env => {DB_LOCK_TIMEOUT_MS => $LOCK_MS})->allow_5xx(503, 500)->start;
 my ($alice, $bob) = map { Chatd::WsClient::register($s, $_) } qw(alice bob);
 sub api { Chatd::WsClient::api($s, @_) }
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
@@ -114,6 +115,15 @@ for my $round (1 .. 2) {
     my $me = api($alice, GET => '/api/v1/users/me');
     is($me->code, 200, "round $round: a read after the kill: 200");
 }
+
+# ---- our own SQL bug is a 500, logged; not a 503 -------------------------------------------------
+sql(q{CREATE OR REPLACE FUNCTION chatd_user_search(caller uuid, caller_super boolean, q text, lim int)
+      RETURNS json LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT no_such_column FROM users LIMIT 1); END $$});
+my $bug = api($alice, GET => '/api/v1/users/search?query=bob');
+is($bug->code, 500, 'an undefined column in our SQL: 500, not 503');
+is($bug->json('/detail'), 'Internal Server Error', 'with a generic detail');
+like(Chatd::Test::_slurp($s->log_file('fcgi')) // '', qr/error .*db: s\d+: ERROR:\s+column "no_such_column" does not exist/,
+    'the SQL error is logged at error level');
 
 $ws->close;
 Chatd::Test::done();

@@ -91,6 +91,7 @@ static void ws_db_lost(struct ws_db_lane *l, const char *why)
     if (!l->down_logged)
         log_warn("db lane %u: connection lost: %s", l->index, why);
     l->down_logged = 1;
+    l->reset = 0; /* done: this is the new connection it asked for */
     PQclear(l->last);
     l->last = NULL;
     ws_db_drop_conn(l);
