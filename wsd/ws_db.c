@@ -322,7 +322,8 @@ int ws_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql
                    const char *const *params, ws_db_fn *fn, void *arg)
 {
     struct ws_db_lane *l = &d->lane[lane % d->nlanes];
-    if (l->state == WS_DB_STOPPED)
+    /* Refused here rather than failed from ws_db_kick(): fn never runs inside this call. */
+    if (l->state == WS_DB_STOPPED || (gen && gen != l->gen))
         return -1;
     if (ws_db_push(l, gen, sql, nparams, params, fn, arg) == 0)
         return 0;

@@ -48,8 +48,10 @@ unsigned ws_db_gen(const struct ws_db *d, unsigned lane);
  * session lock, the INSERT made under it): never refused by the queue cap,
  * and run only while the lane is still on connection gen (0 = any); on a
  * later connection fn gets NULL instead, since the state died with the old
- * one. Returns -1 only when stopped or memory is short, and then resets the
- * lane's connection, which ends that state too (fn is not called).
+ * one. fn is never called from inside this call. Returns -1 (fn is not
+ * called) when stopped, when the lane already left connection gen (the state
+ * is gone), or when memory is short: then the lane's connection is reset,
+ * which ends that state too.
  */
 int ws_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql, int nparams,
                    const char *const *params, ws_db_fn *fn, void *arg);

@@ -137,6 +137,10 @@ static void wsdb_t_full_queue(uv_loop_t *loop)
     ws_db_query_on(wsdb_t_db, 0, wsdb_t_gen, "SELECT 1", 0, NULL, wsdb_t_on_pinned, NULL);
     wsdb_t_run(loop);
     is_int(wsdb_t_pinned_null, 1, "a job pinned to a dead session fails (fn gets NULL)");
+    wsdb_t_pinned_null = -1;
+    is_int(ws_db_query_on(wsdb_t_db, 0, wsdb_t_gen, "SELECT 1", 0, NULL, wsdb_t_on_pinned, NULL), -1,
+           "once the lane is on a new connection, a job pinned to the old one is refused");
+    is_int(wsdb_t_pinned_null, -1, "and its fn is not called");
     ok(ws_db_gen(wsdb_t_db, 0) != wsdb_t_gen || !ws_db_is_up(wsdb_t_db),
        "the lane is on a new connection");
     ws_db_set_max_queued(wsdb_t_db, WS_DB_MAX_QUEUED);
