@@ -21,9 +21,9 @@
 /* $2, $3: the token's sid (NULL without one) and iat; see chatd_session_ok() in 0009_sessions.sql.
  */
 static struct db_stmt q_caller =
-    DB_STMT("SELECT id, email, username, is_active, is_superuser, is_verified, "
-            "chatd_session_ok(u, $2, $3) FROM users u WHERE id = $1",
-            3);
+    DB_STMT_IDEM("SELECT id, email, username, is_active, is_superuser, is_verified, "
+                 "chatd_session_ok(u, $2, $3) FROM users u WHERE id = $1",
+                 3);
 static struct db_stmt q_login_user =
     DB_STMT("SELECT id, email, username, hashed_password, is_active, chatd_user_auth(u) "
             "FROM users u WHERE lower(username) = lower($1) OR lower(email) = lower($1) "
@@ -77,7 +77,7 @@ int auth_require(struct req *r)
     const char *params[] = {c.sub, str_is_uuid(c.sid) ? c.sid : NULL, iat};
     PGresult *res = db_run(r->a, &q_caller, params, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return auth_deny(r, "User not found");
     if (PQgetvalue(res, 0, 3)[0] != 't')
@@ -128,7 +128,7 @@ int auth_session_start(struct req *r, const char *user_id, char sid[37], char jt
     const char *params[] = {sid, user_id, jti, ua ? ua : "", r->remote_addr};
     enum db_err err;
     if (!db_run(r->a, &q_session, params, &err))
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return 0;
 }
 
@@ -233,7 +233,7 @@ PGresult *auth_check_password(struct req *r, const char *login, const char *pass
     const char *params[] = {login};
     PGresult *res = db_run(r->a, &q_login_user, params, &err);
     if (!res) {
-        *status = req_err(r, 503, "Database unavailable");
+        *status = resp_db_err(r, err);
         return NULL;
     }
     const char *hash = PQntuples(res) ? PQgetvalue(res, 0, 3) : NULL;
@@ -267,7 +267,7 @@ int auth_sessions_end(struct req *r, const char *user_id, const char *keep_sid, 
     enum db_err err;
     PGresult *res = db_run(r->a, &q_end, params, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return PQgetvalue(res, 0, 0)[0] == 't' ? 0 : 404;
 }
 

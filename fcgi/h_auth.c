@@ -118,7 +118,7 @@ int h_auth_refresh(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_rotate, params, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQgetisnull(res, 0, 0)) {
         /* Reuse: the session is revoked now, so are its access tokens and sockets. */
         if (strcmp(PQgetvalue(res, 0, 4), "0") != 0 && str_is_uuid(c.sub))

@@ -45,7 +45,7 @@ int h_contacts_add(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_add, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQgetvalue(res, 0, 0)[0] != 't')
         return req_err(r, 404, "User not found");
     if (PQgetisnull(res, 0, 1))
@@ -64,7 +64,7 @@ int h_contacts_list(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_list, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
                     (size_t)PQgetlength(res, 0, 0));
 }
@@ -75,7 +75,7 @@ int h_contacts_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "Contact not found");
     return resp_raw(r, 204, NULL, NULL, 0);

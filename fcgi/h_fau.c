@@ -81,11 +81,6 @@ static int h_fau_null(struct req *r, int status)
     return resp_raw(r, status, "application/json", "null", 4);
 }
 
-static int h_fau_db_down(struct req *r)
-{
-    return req_err(r, 503, "Database unavailable");
-}
-
 /* The old version's UserManager.validate_password; NULL when the password is acceptable. */
 static const char *h_fau_password_problem(const char *pw, const char *email, const char *email2)
 {
@@ -216,7 +211,7 @@ static int h_fau_queue_mail(struct req *r, const char *kind)
     const char *params[] = {kind, email};
     enum db_err err;
     if (!db_run(r->a, &q_enqueue, params, &err))
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     return h_fau_null(r, 202);
 }
 
@@ -277,7 +272,7 @@ int h_fau_logout(struct req *r)
         const char *params[] = {r->user->sid, r->user->id};
         enum db_err err;
         if (!db_run(r->a, &q_logout, params, &err))
-            return h_fau_db_down(r);
+            return resp_db_err(r, err);
         auth_session_revoked(r, r->user->id, NULL, r->user->sid);
     }
     return resp_json(r, 204, NULL);
@@ -303,7 +298,7 @@ int h_fau_reset_password(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     char fgp[65];
     if (!PQntuples(res) || PQgetvalue(res, 0, 2)[0] != 't' ||
         h_fau_fingerprint(PQgetvalue(res, 0, 1), fgp) < 0 || !h_fau_same(fgp, c.fgp))
@@ -317,7 +312,7 @@ int h_fau_reset_password(struct req *r)
     const char *uparams[] = {c.sub, PQgetvalue(res, 0, 1), hash};
     PGresult *upd = db_run(r->a, &q_reset, uparams, &err);
     if (!upd)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     /* 0: another reset with the same token won the race. */
     if (strcmp(PQgetvalue(upd, 0, 0), "1") != 0)
         return req_err(r, 400, "RESET_PASSWORD_BAD_TOKEN");
@@ -340,7 +335,7 @@ static int h_fau_verify_token(struct req *r, const char *token)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_verify, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 400, "VERIFY_USER_BAD_TOKEN");
     if (PQgetvalue(res, 0, 0)[0] == 't' || PQgetisnull(res, 0, 1))
@@ -500,7 +495,7 @@ static int h_fau_update(struct req *r, const char *id, int privileged, const cha
                            : "UPDATE_USER_USERNAME_ALREADY_EXISTS");
     if (!res)
         return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
-                                 : h_fau_db_down(r);
+                                 : resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, gone_status, gone_detail);
     h_fau_email_changed(r, set, cur_email);
@@ -517,7 +512,7 @@ static int h_fau_read(struct req *r, const char *id, int status, const char *det
     enum db_err err;
     PGresult *res = db_run(r->a, &q_read, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, status, detail);
     return h_fau_text(r, 200, PQgetvalue(res, 0, 0));
@@ -547,7 +542,7 @@ static int h_fau_current_password_ok(struct req *r, int *rc)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
     if (!res) {
-        *rc = h_fau_db_down(r);
+        *rc = resp_db_err(r, err);
         return 0;
     }
     const char *hash = PQntuples(res) ? PQgetvalue(res, 0, 1) : NULL;
@@ -588,7 +583,7 @@ int h_fau_user_update(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_by_id, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "Not Found");
     return h_fau_update(r, r->params[0], 1, PQgetvalue(res, 0, 0), NULL, 404, "Not Found");
@@ -603,7 +598,7 @@ int h_fau_user_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, params, &err);
     if (!res)
-        return h_fau_db_down(r);
+        return resp_db_err(r, err);
     if (strcmp(PQcmdTuples(res), "0") == 0)
         return req_err(r, 404, "Not Found");
     return resp_json(r, 204, NULL);

@@ -117,11 +117,6 @@ static const char *groups_param(struct req *r, int i)
     return s ? s : r->params[i];
 }
 
-static int groups_db_down(struct req *r)
-{
-    return req_err(r, 503, "Database unavailable");
-}
-
 static int groups_send(struct req *r, int status, PGresult *res, int row, int col)
 {
     return resp_raw(r, status, "application/json", PQgetvalue(res, row, col),
@@ -209,7 +204,7 @@ int h_groups_create(struct req *r)
     if (!res && err == DB_INVALID)
         return req_invalid(r, "body", NULL, "Invalid value", "value_error");
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     bus_members(r->a, "member_added", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), 0);
     return groups_send(r, 201, res, 0, 0);
 }
@@ -224,7 +219,7 @@ int h_groups_list(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_list, p, &err);
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     return groups_send(r, 200, res, 0, 0);
 }
 
@@ -234,7 +229,7 @@ int h_groups_get(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_get, p, &err);
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "Group not found");
     return groups_send(r, 200, res, 0, 0);
@@ -271,7 +266,7 @@ int h_groups_update(struct req *r)
     if (!res && err == DB_INVALID)
         return req_invalid(r, "body", NULL, "Invalid value", "value_error");
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't')
         return req_err(r, 404, "Group not found");
     if (PQgetvalue(res, 0, 1)[0] != 't')
@@ -290,7 +285,7 @@ int h_groups_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, p, &err);
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't')
         return req_err(r, 404, "Group not found");
     if (PQgetvalue(res, 0, 1)[0] != 't')
@@ -318,7 +313,7 @@ int h_groups_member_add(struct req *r)
     if (!res && err == DB_INVALID) /* the group or user was deleted meanwhile (foreign key) */
         return req_err(r, 404, "Group not found");
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't')
         return req_err(r, 404, "Group not found");
     if (PQgetvalue(res, 0, 1)[0] != 't')
@@ -337,7 +332,7 @@ int h_groups_member_remove(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_member_remove, p, &err);
     if (!res)
-        return groups_db_down(r);
+        return resp_db_err(r, err);
     const char *st = PQgetvalue(res, 0, 0);
     if (!strcmp(st, "no_group"))
         return req_err(r, 404, "Group not found");

@@ -16,8 +16,6 @@
 
 #define MSG_CONTENT_MAX 5000
 
-static struct db_stmt q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
-static struct db_stmt q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
 static struct db_stmt q_send = DB_STMT(
     "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)", 7);
 
@@ -29,18 +27,18 @@ static struct db_stmt q_send = DB_STMT(
     "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                           \
     "  LIMIT $5 OFFSET $6) m JOIN users s ON s.id = m.sender_id"
 
-static struct db_stmt q_list_private = DB_STMT(
+static struct db_stmt q_list_private = DB_STMT_IDEM(
     MSG_PAGE("m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
              " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"),
     6);
 static struct db_stmt q_list_group =
-    DB_STMT(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
-                     " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
-            6);
+    DB_STMT_IDEM(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
+                          " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
+                 6);
 static struct db_stmt q_list_mine =
-    DB_STMT(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
+    DB_STMT_IDEM(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
 static struct db_stmt q_is_member =
-    DB_STMT("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
+    DB_STMT_IDEM("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
 
 /* Marks read (schema/0006_ws.sql, shared with the WebSocket `read` frame of wsd). */
 static struct db_stmt q_read =
@@ -131,17 +129,15 @@ int h_msg_send(struct req *r)
     if (rc || (rc = msg_parse_send(r, params)))
         return rc;
     enum db_err err;
-    if (!db_run(r->a, &q_lock, NULL, &err))
-        return req_err(r, 503, "Database unavailable");
+    if (db_lock_publish(r->a, &err) < 0)
+        return resp_db_err(r, err);
     PGresult *res = db_run(r->a, &q_send, params, &err);
     int status = res ? atoi(PQgetvalue(res, 0, 0)) : 0;
     if (status == 201)
         msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
-    enum db_err unlock_err;
-    db_run(r->a, &q_unlock, NULL, &unlock_err);
+    db_unlock_publish(r->a);
     if (!res)
-        return err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
-                                 : req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (status == 422)
         return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
     if (status != 201)
@@ -183,13 +179,13 @@ int h_msg_list(struct req *r)
         const char *mp[] = {group, r->user->id};
         PGresult *m = db_run(r->a, &q_is_member, mp, &err);
         if (!m)
-            return req_err(r, 503, "Database unavailable");
+            return resp_db_err(r, err);
         if (!PQntuples(m))
             return req_err(r, 403, "You are not a member of this group");
     }
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
                     (size_t)PQgetlength(res, 0, 0));
 }
@@ -200,7 +196,7 @@ int h_msg_read(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_read, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (!PQntuples(res))
         return req_err(r, 404, "Message not found");
     const char *frame = arena_printf(
@@ -231,7 +227,7 @@ int h_msg_edit(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_edit, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if ((rc = msg_own_status(r, res)))
         return rc;
     const char *json = PQgetvalue(res, 0, 1);
@@ -246,7 +242,7 @@ int h_msg_delete(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_delete, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     int rc = msg_own_status(r, res);
     if (rc)
         return rc;
@@ -257,7 +253,7 @@ int h_msg_delete(struct req *r)
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 
-static struct db_stmt q_chats = DB_STMT(
+static struct db_stmt q_chats = DB_STMT_IDEM(
     "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
     "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
     "page AS (SELECT * FROM chatd_private_last($1) ORDER BY (msg).seq DESC LIMIT $2 OFFSET $3) "
@@ -274,7 +270,7 @@ static struct db_stmt q_chats = DB_STMT(
     "FROM page p JOIN users u ON u.id = p.partner LEFT JOIN unread un ON un.partner = p.partner",
     3);
 
-static struct db_stmt q_inbox = DB_STMT(
+static struct db_stmt q_inbox = DB_STMT_IDEM(
     "WITH unread AS (SELECT sender_id AS partner, count(*) AS n FROM messages"
     "  WHERE receiver_id = $1 AND NOT is_read AND deleted_at IS NULL GROUP BY sender_id), "
     "priv AS (SELECT (p.msg).seq AS seq, json_build_object('kind', 'user',"
@@ -308,7 +304,7 @@ static int msg_page(struct req *r, struct db_stmt *q)
     enum db_err err;
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
                     (size_t)PQgetlength(res, 0, 0));
 }

@@ -375,7 +375,7 @@ static PGresult *h_oauth_upsert(struct req *r, const struct h_oauth_profile *p,
         if (err != DB_CONFLICT && err != DB_RETRY)
             break;
     }
-    *status = req_err(r, 503, "Database unavailable");
+    *status = resp_db_err(r, err);
     return NULL;
 }
 

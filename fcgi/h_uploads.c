@@ -247,7 +247,7 @@ static int upl_store(struct req *r, struct upl *u, const char *type)
     enum db_err err;
     if (!db_run(r->a, &q_insert, params, &err)) {
         unlink(path);
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     }
     json_object *o = jx_obj(r->a);
     json_object_object_add(o, "filename", json_object_new_string(name));
@@ -321,7 +321,7 @@ int h_upload_get(struct req *r)
     const char *params[] = {name};
     PGresult *res = db_run(r->a, &q_type, params, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQntuples(res) == 0)
         return req_err(r, 404, "File not found");
     /* nginx keeps these from this answer and sends the file from the internal location. */

@@ -50,7 +50,7 @@ int h_users_me(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_me, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return users_reply(r, res, 200, "User not found");
 }
 
@@ -60,7 +60,7 @@ int h_users_get(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_get, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return users_reply(r, res, 200, "User not found");
 }
 
@@ -101,7 +101,7 @@ int h_users_me_update(struct req *r)
     if (!res && err == DB_INVALID)
         return req_invalid(r, "body", NULL, "Invalid value", "value_error");
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return users_reply(r, res, 200, "User not found");
 }
 
@@ -133,7 +133,7 @@ int h_users_online(struct req *r)
     enum db_err err;
     PGresult *res = db_run(r->a, &q_online, p, &err);
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     if (PQntuples(res) == 1)
         bus_fanout(r->a, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
     return resp_raw(r, 204, NULL, NULL, 0);
@@ -178,6 +178,6 @@ int h_users_search(struct req *r)
     if (!res && err == DB_INVALID)
         return req_invalid(r, "query", "query", "Input should be a valid string", "string_type");
     if (!res)
-        return req_err(r, 503, "Database unavailable");
+        return resp_db_err(r, err);
     return users_reply(r, res, 200, "User not found");
 }

@@ -191,8 +191,7 @@ int req_err(struct req *r, int status, const char *detail)
 
 static int req_err_obj(struct req *r, int status, json_object *detail)
 {
-    jx_keep(r->a, detail);
-    r->err_json = detail;
+    r->err_json = jx_keep(r->a, detail); /* NULL: resp_error falls back to the status text */
     r->err_detail = NULL;
     return status;
 }

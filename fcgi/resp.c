@@ -132,6 +132,27 @@ int resp_json(struct req *r, int status, json_object *body)
     return resp_raw(r, status, "application/json", s, len);
 }
 
+int resp_db_err(struct req *r, enum db_err err)
+{
+    switch (err) {
+    case DB_UNAVAILABLE:
+        return req_err(r, 503, "Database unavailable");
+    case DB_TIMEOUT:
+    case DB_RETRY:
+        return req_err(r, 503, "Database busy");
+    case DB_CONFLICT:
+        return req_err(r, 409, "Conflict");
+    case DB_INVALID:
+        return req_invalid(r, "body", NULL, "Invalid value", "value_error");
+    case DB_OK:
+    case DB_ERROR:
+        break;
+    }
+    log_error("db: %s %s failed on our side (SQL error %d); see the db: line above", r->method,
+              r->path, (int)err);
+    return req_err(r, 500, "Internal Server Error");
+}
+
 int resp_error(struct req *r, int status)
 {
     json_object *o = json_object_new_object();

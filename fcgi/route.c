@@ -223,8 +223,9 @@ static int route_parse_json(struct req *r)
         json_object_put(o);
         return req_invalid(r, "body", NULL, "JSON decode error", "json_invalid");
     }
-    r->json = o;
-    jx_keep(r->a, o);
+    /* jx_keep releases o when it cannot record it: nothing may keep the pointer then. */
+    if (!(r->json = jx_keep(r->a, o)))
+        return req_err(r, 500, "Out of memory");
     if (!json_object_is_type(o, json_type_object))
         return req_invalid(r, "body", NULL, "Input should be a valid dictionary or object",
                            "model_attributes_type");

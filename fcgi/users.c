@@ -6,6 +6,7 @@
 #include "db.h"
 #include "pw.h"
 #include "req.h"
+#include "resp.h"
 
 static struct db_stmt q_insert =
     DB_STMT("INSERT INTO users AS u (email, username, hashed_password, first_name, last_name) "
@@ -51,7 +52,7 @@ PGresult *users_insert(struct req *r, const struct users_new *nu, const char **c
         return NULL;
     }
     *status = err == DB_INVALID ? req_invalid(r, "body", NULL, "Invalid value", "value_error")
-                                : req_err(r, 503, "Database unavailable");
+                                : resp_db_err(r, err);
     return NULL;
 }
 

@@ -48,6 +48,7 @@ static void worker_serve(struct arena *a, FCGX_Request *f)
         return;
     req_init(r, a, f);
     log_set_context(r->req_id, NULL);
+    db_request_start();
     route_dispatch(r);
 }
 

@@ -108,13 +108,16 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
     return p;
 }
 
+/*
+ * The node comes from malloc, outside the cap (as ngx_pool_cleanup_add's does
+ * not count against a pool's data): a request that filled its arena can still
+ * hand over the PGresult or json-c root it just obtained.
+ */
 int arena_defer(struct arena *a, void (*fn)(void *), void *p)
 {
-    struct arena_defer *d = arena_alloc(a, sizeof(*d));
-    if (!d) {
-        fn(p);
+    struct arena_defer *d = malloc(sizeof(*d));
+    if (!d)
         return -1;
-    }
     d->fn = fn;
     d->p = p;
     d->next = a->defers;
@@ -124,9 +127,11 @@ int arena_defer(struct arena *a, void (*fn)(void *), void *p)
 
 void arena_reset(struct arena *a)
 {
-    /* Defers live inside the blocks: run them all before freeing any. */
-    for (struct arena_defer *d = a->defers; d; d = d->next)
+    for (struct arena_defer *d = a->defers, *next; d; d = next) {
+        next = d->next;
         d->fn(d->p);
+        free(d);
+    }
     a->defers = NULL;
     struct arena_block *keep = NULL;
     for (struct arena_block *b = a->head, *next; b; b = next) {

@@ -26,7 +26,12 @@ char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_strdup(struct arena *a, const char *s);
 /* printf into the arena; NULL past the cap. */
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Runs fn(p) at the next reset, last registered first; -1 past the cap (fn is then run now). */
+/*
+ * Runs fn(p) at the next reset, last registered first. The record lives
+ * outside the cap, so a full arena does not refuse it. Returns 0, or -1 only
+ * when malloc fails: fn is then not run and p is still the caller's, who
+ * releases it and fails the request (ngx_pool_cleanup_add returning NULL).
+ */
 int arena_defer(struct arena *a, void (*fn)(void *), void *p);
 /* Runs the defers, frees every block but the first and poisons it in sanitizer builds. */
 void arena_reset(struct arena *a);

@@ -90,6 +90,9 @@ static const struct cfg_key cfg_table[] = {
     I("RATE_LIMIT_GROUPS_PER_HOUR", rate_groups_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_GROUP_MEMBERS_PER_HOUR", rate_group_members_per_hour, "400", 0, 1000000),
     S("FCGI_SOCKET_GROUP", fcgi_socket_group, ""),
+    I("DB_LOCK_TIMEOUT_MS", db_lock_timeout_ms, "5000", 0, 600000),
+    I("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),
+    I("WSD_DB_QUEUE_MAX", wsd_db_queue_max, "4096", 1, 1000000),
 };
 
 /* The CORS_ORIGINS_STR of a DEBUG setup when the variable is unset: the usual dev servers. */

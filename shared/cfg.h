@@ -59,6 +59,9 @@ struct cfg {
     int rate_groups_per_hour;
     int rate_group_members_per_hour;
     char *fcgi_socket_group;
+    int db_lock_timeout_ms;      /* lock_timeout of every Postgres session (0 = none) */
+    int db_statement_timeout_ms; /* statement_timeout of every Postgres session (0 = none) */
+    int wsd_db_queue_max;        /* jobs waiting per wsd Postgres lane */
 };
 
 extern struct cfg cfg;

@@ -9,8 +9,10 @@ void jx_put(void *o)
 
 json_object *jx_keep(struct arena *a, json_object *o)
 {
-    if (o)
-        arena_defer(a, jx_put, o);
+    if (o && arena_defer(a, jx_put, o) < 0) {
+        json_object_put(o);
+        return NULL;
+    }
     return o;
 }
 

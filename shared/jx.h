@@ -7,9 +7,12 @@ struct arena;
 
 /* json_object_put() with the signature arena_defer() wants. */
 void jx_put(void *o);
-/* Hands o to the arena: released at the next reset. Returns o. */
+/*
+ * Hands o to the arena: released at the next reset. Returns o, or NULL when o
+ * is NULL or memory is short (o is then already released: never use it).
+ */
 json_object *jx_keep(struct arena *a, json_object *o);
-/* A new object / array released with the arena. */
+/* A new object / array released with the arena; NULL when memory is short. */
 json_object *jx_obj(struct arena *a);
 json_object *jx_arr(struct arena *a);
 

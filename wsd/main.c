@@ -268,6 +268,8 @@ static int main_parts(struct main_state *m)
     srv->sub = ws_bus_new(&m->loop, cfg.redis_url);
     srv->cmd = ws_bus_new(&m->loop, cfg.redis_url);
     srv->db = ws_db_new(&m->loop, cfg.database_url, MAIN_DB_LANES);
+    if (srv->db)
+        ws_db_set_max_queued(srv->db, (unsigned)cfg.wsd_db_queue_max);
     srv->hub = srv->sub ? ws_hub_new(srv->sub) : NULL;
     srv->presence = srv->cmd && srv->db ? ws_presence_new(&m->loop, srv->cmd, srv->db) : NULL;
     if (!srv->sub || !srv->cmd || !srv->db || !srv->hub || !srv->presence ||

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 
 #define WS_DB_BACKOFF_MIN_MS 200
@@ -15,6 +16,7 @@ struct ws_db_job {
     char **params;
     ws_db_fn *fn;
     void *arg;
+    unsigned gen; /* runs only on this connection of the lane; 0 = any */
 };
 
 enum ws_db_state { WS_DB_DOWN, WS_DB_CONNECTING, WS_DB_IDLE, WS_DB_BUSY, WS_DB_STOPPED };
@@ -32,11 +34,14 @@ struct ws_db_lane {
     struct ws_db_job *head, *tail, *cur;
     PGresult *last; /* the current job's result, kept until PQgetResult says done */
     unsigned queued;
+    unsigned gen; /* bumped on every new connection */
+    int reset;    /* ws_db_reset() asked for a new connection after the current job */
 };
 
 struct ws_db {
     uv_loop_t *loop;
     char *url;
+    unsigned max_queued;
     unsigned nlanes;
     struct ws_db_lane lane[];
 };
@@ -86,6 +91,7 @@ static void ws_db_lost(struct ws_db_lane *l, const char *why)
     if (!l->down_logged)
         log_warn("db lane %u: connection lost: %s", l->index, why);
     l->down_logged = 1;
+    l->reset = 0; /* done: this is the new connection it asked for */
     PQclear(l->last);
     l->last = NULL;
     ws_db_drop_conn(l);
@@ -135,6 +141,11 @@ static void ws_db_on_result(struct ws_db_lane *l)
         }
         ws_db_job_finish(j, res);
         PQclear(res);
+        if (l->reset) {
+            l->reset = 0;
+            ws_db_lost(l, "session state reset");
+            return;
+        }
         ws_db_kick(l);
         return;
     }
@@ -155,6 +166,7 @@ static void ws_db_on_connect_io(struct ws_db_lane *l)
         l->down_logged = 0;
         l->backoff_ms = WS_DB_BACKOFF_MIN_MS;
         l->state = WS_DB_IDLE;
+        l->gen++;
         PQsetnonblocking(l->pg, 1);
         ws_db_watch(l, UV_READABLE);
         ws_db_kick(l);
@@ -198,7 +210,7 @@ static void ws_db_connect(struct ws_db_lane *l)
 {
     if (l->state == WS_DB_STOPPED)
         return;
-    l->pg = PQconnectStart(l->db->url);
+    l->pg = db_connect(l->db->url, 1);
     if (!l->pg || PQstatus(l->pg) == CONNECTION_BAD ||
         uv_poll_init(l->db->loop, &l->poll, PQsocket(l->pg)) != 0) {
         ws_db_lost(l, l->pg ? PQerrorMessage(l->pg) : "out of memory");
@@ -210,16 +222,21 @@ static void ws_db_connect(struct ws_db_lane *l)
     ws_db_watch(l, UV_WRITABLE);
 }
 
-/* Starts the next job when the lane is idle. */
+/* Starts the next job when the lane is idle; a job pinned to a lost connection fails. */
 static void ws_db_kick(struct ws_db_lane *l)
 {
-    if (l->state != WS_DB_IDLE || !l->head)
-        return;
-    struct ws_db_job *j = l->head;
-    l->head = j->next;
-    if (!l->head)
-        l->tail = NULL;
-    l->queued--;
+    struct ws_db_job *j;
+    for (;;) {
+        if (l->state != WS_DB_IDLE || !(j = l->head))
+            return;
+        l->head = j->next;
+        if (!l->head)
+            l->tail = NULL;
+        l->queued--;
+        if (!j->gen || j->gen == l->gen)
+            break;
+        ws_db_job_finish(j, NULL);
+    }
     l->cur = j;
     if (!PQsendQueryParams(l->pg, j->sql, j->nparams, NULL, (const char *const *)j->params, NULL,
                            NULL, 0)) {
@@ -241,6 +258,7 @@ struct ws_db *ws_db_new(uv_loop_t *loop, const char *url, unsigned lanes)
         return NULL;
     }
     d->loop = loop;
+    d->max_queued = WS_DB_MAX_QUEUED;
     d->nlanes = lanes;
     for (unsigned i = 0; i < lanes; i++) {
         struct ws_db_lane *l = &d->lane[i];
@@ -268,17 +286,15 @@ static char **ws_db_copy_params(int n, const char *const *params)
     return p;
 }
 
-int ws_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
-                const char *const *params, ws_db_fn *fn, void *arg)
+static int ws_db_push(struct ws_db_lane *l, unsigned gen, const char *sql, int nparams,
+                      const char *const *params, ws_db_fn *fn, void *arg)
 {
-    struct ws_db_lane *l = &d->lane[lane % d->nlanes];
-    if (l->state == WS_DB_STOPPED || l->queued >= WS_DB_MAX_QUEUED)
-        return -1;
     struct ws_db_job *j = calloc(1, sizeof(*j));
     if (!j || !(j->params = ws_db_copy_params(nparams, params))) {
         free(j);
         return -1;
     }
+    j->gen = gen;
     j->sql = sql;
     j->nparams = nparams;
     j->fn = fn;
@@ -291,6 +307,48 @@ int ws_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
     l->queued++;
     ws_db_kick(l);
     return 0;
+}
+
+int ws_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
+                const char *const *params, ws_db_fn *fn, void *arg)
+{
+    struct ws_db_lane *l = &d->lane[lane % d->nlanes];
+    if (l->state == WS_DB_STOPPED || l->queued >= d->max_queued)
+        return -1;
+    return ws_db_push(l, 0, sql, nparams, params, fn, arg);
+}
+
+int ws_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql, int nparams,
+                   const char *const *params, ws_db_fn *fn, void *arg)
+{
+    struct ws_db_lane *l = &d->lane[lane % d->nlanes];
+    /* Refused here rather than failed from ws_db_kick(): fn never runs inside this call. */
+    if (l->state == WS_DB_STOPPED || (gen && gen != l->gen))
+        return -1;
+    if (ws_db_push(l, gen, sql, nparams, params, fn, arg) == 0)
+        return 0;
+    /* No memory for the job: a new connection ends whatever session state it was for. */
+    ws_db_reset(d, lane);
+    return -1;
+}
+
+unsigned ws_db_gen(const struct ws_db *d, unsigned lane)
+{
+    return d->lane[lane % d->nlanes].gen;
+}
+
+void ws_db_reset(struct ws_db *d, unsigned lane)
+{
+    struct ws_db_lane *l = &d->lane[lane % d->nlanes];
+    if (l->state == WS_DB_BUSY)
+        l->reset = 1;
+    else if (l->state == WS_DB_IDLE)
+        ws_db_lost(l, "session state reset");
+}
+
+void ws_db_set_max_queued(struct ws_db *d, unsigned n)
+{
+    d->max_queued = n ? n : 1;
 }
 
 int ws_db_is_up(const struct ws_db *d)

@@ -4,7 +4,10 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-/* Most jobs waiting per lane; ws_db_query() refuses more (the caller answers "busy"). */
+/*
+ * Default of the most jobs waiting per lane (WSD_DB_QUEUE_MAX); ws_db_query()
+ * refuses more (the caller answers "busy"); ws_db_query_on() never does.
+ */
 #define WS_DB_MAX_QUEUED 4096
 
 /*
@@ -33,6 +36,34 @@ struct ws_db *ws_db_new(uv_loop_t *loop, const char *url, unsigned lanes);
  */
 int ws_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
                 const char *const *params, ws_db_fn *fn, void *arg);
+
+/*
+ * The lane's connection generation: bumped on every new connection, so a job
+ * can be tied to the session that holds a lock (0 before the first connect).
+ */
+unsigned ws_db_gen(const struct ws_db *d, unsigned lane);
+
+/*
+ * Like ws_db_query(), for work that must follow session state (releasing a
+ * session lock, the INSERT made under it): never refused by the queue cap,
+ * and run only while the lane is still on connection gen (0 = any); on a
+ * later connection fn gets NULL instead, since the state died with the old
+ * one. fn is never called from inside this call. Returns -1 (fn is not
+ * called) when stopped, when the lane already left connection gen (the state
+ * is gone), or when memory is short: then the lane's connection is reset,
+ * which ends that state too.
+ */
+int ws_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql, int nparams,
+                   const char *const *params, ws_db_fn *fn, void *arg);
+
+/*
+ * Closes the lane's connection (after its running job), which releases every
+ * session lock it held; queued jobs wait for the new one, pinned ones fail.
+ */
+void ws_db_reset(struct ws_db *d, unsigned lane);
+
+/* Changes the queue cap (WSD_DB_QUEUE_MAX; tests use a tiny one). */
+void ws_db_set_max_queued(struct ws_db *d, unsigned n);
 
 /* 1 when every lane is connected. */
 int ws_db_is_up(const struct ws_db *d);

@@ -50,7 +50,7 @@ struct ws_send {
     unsigned replies; /* Redis replies still to come (any step) */
     unsigned pubs;    /* PUBLISH replies still to come */
     unsigned lane;
-    int locked;
+    unsigned gen;                  /* the lane's connection that holds the lock; 0 = not locked */
     struct json_object *client_id; /* string or null (a reference) */
     char sender[37], receiver[37], group[37];
     char *content, *media_url, *media_type;
@@ -74,19 +74,40 @@ static void ws_send_on_closed(uv_handle_t *h)
     ws_send_free(h->data);
 }
 
-/* Once answered and no Redis callback can come any more. */
+/* Once answered, unlocked, and no Redis callback can come any more. */
 static void ws_send_maybe_free(struct ws_send *s)
 {
-    if (s->step == WS_SEND_DONE && s->replies == 0)
+    if (s->step == WS_SEND_DONE && s->replies == 0 && !s->gen)
         uv_close((uv_handle_t *)&s->timer, ws_send_on_closed);
 }
 
 static void ws_send_on_unlock(void *arg, PGresult *res)
 {
-    (void)arg;
-    if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
-        log_warn("ws: releasing the publish lock failed (SQLSTATE %s)",
-                 PQresultErrorField(res, PG_DIAG_SQLSTATE));
+    struct ws_send *s = arg;
+    /* NULL: the connection, and the session lock with it, is already gone. */
+    if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("ws: releasing the publish lock failed (SQLSTATE %s); resetting the lane",
+                  PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        ws_db_reset(s->srv->db, s->lane);
+    }
+    s->gen = 0;
+    ws_send_maybe_free(s);
+}
+
+/* The WS error for a failed statement, by db_errclass on its SQLSTATE (NULL: none). */
+static const char *ws_send_db_error(const char *sqlstate)
+{
+    switch (db_errclass_state(sqlstate)) {
+    case DB_UNAVAILABLE:
+        return "Database unavailable";
+    case DB_TIMEOUT:
+    case DB_RETRY:
+        return "Database busy";
+    case DB_INVALID:
+        return "Invalid value";
+    default:
+        return "Internal error";
+    }
 }
 
 static void ws_send_ack(struct ws_send *s, struct ws_conn *c)
@@ -105,9 +126,10 @@ static void ws_send_finish(struct ws_send *s, const char *error)
 {
     s->step = WS_SEND_DONE;
     uv_timer_stop(&s->timer);
-    if (s->locked &&
-        ws_db_query(s->srv->db, s->lane, ws_send_unlock_sql, 0, NULL, ws_send_on_unlock, NULL) < 0)
-        log_error("ws: cannot queue the release of the publish lock");
+    /* Past the queue cap, on the locking session only; failing that, the lane is reset. */
+    if (s->gen && ws_db_query_on(s->srv->db, s->lane, s->gen, ws_send_unlock_sql, 0, NULL,
+                                 ws_send_on_unlock, s) < 0)
+        s->gen = 0;
     struct ws_conn *c = ws_conn_ticket_take(s->t);
     if (c) {
         if (error)
@@ -193,15 +215,15 @@ static void ws_send_on_send(void *arg, PGresult *res)
 {
     struct ws_send *s = arg;
     if (!res) {
-        s->locked = 0; /* the connection died, and the session lock with it */
+        s->gen = 0; /* the connection died, and the session lock with it */
         ws_send_finish(s, "Database unavailable");
         return;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         /* Only the SQLSTATE: the message text may quote the content. */
-        log_warn("ws: storing a message failed (SQLSTATE %s)",
-                 PQresultErrorField(res, PG_DIAG_SQLSTATE));
-        ws_send_finish(s, "Invalid value");
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        log_warn("ws: storing a message failed (SQLSTATE %s)", state);
+        ws_send_finish(s, ws_send_db_error(state));
         return;
     }
     int status = atoi(PQgetvalue(res, 0, 0));
@@ -212,15 +234,19 @@ static void ws_send_on_send(void *arg, PGresult *res)
     ws_send_stored(s, res);
 }
 
-/* The lock is ours: store. Queued from here, not with the lock, so a lost lock stores nothing. */
+/*
+ * The lock is ours: store, on the same session only (a lost lock stores
+ * nothing), and past the queue cap (the lock is held: no refusal may split
+ * lock, insert and unlock).
+ */
 static void ws_send_on_lock(void *arg, PGresult *res)
 {
     struct ws_send *s = arg;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ws_send_finish(s, "Database unavailable");
+        ws_send_finish(s, ws_send_db_error(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL));
         return;
     }
-    s->locked = 1;
+    s->gen = ws_db_gen(s->srv->db, s->lane);
     const char *params[] = {s->sender,
                             *s->receiver ? s->receiver : NULL,
                             *s->group ? s->group : NULL,
@@ -228,8 +254,11 @@ static void ws_send_on_lock(void *arg, PGresult *res)
                             s->media_url,
                             s->media_type,
                             cfg.public_url};
-    if (ws_db_query(s->srv->db, s->lane, ws_send_sql, 7, params, ws_send_on_send, s) < 0)
+    if (ws_db_query_on(s->srv->db, s->lane, s->gen, ws_send_sql, 7, params, ws_send_on_send, s) <
+        0) {
+        s->gen = 0; /* the lane was reset: the lock is gone */
         ws_send_finish(s, "Server busy");
+    }
 }
 
 static void ws_send_lock(struct ws_send *s)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "jx.h"
 
 static int arena_t_runs[4];
 static int arena_t_order;
@@ -53,12 +54,30 @@ int main(void)
     arena_init(&small, 64);
     ok(arena_alloc(&small, 48) != NULL, "allocation within a small cap");
     ok(arena_alloc(&small, 32) == NULL, "second allocation past a small cap fails");
-    int ran = 0;
-    /* A defer that cannot be recorded runs at once rather than leak. */
+    /*
+     * A full arena still takes a defer, and does not run it early: the caller
+     * keeps using the object it handed over (a PGresult, a json-c root) until
+     * the reset. It used to run fn at once and return -1, which db.c, jx.c and
+     * route.c ignored, handing back freed objects.
+     */
     arena_t_runs[3] = 0;
-    arena_defer(&small, arena_t_mark, (void *)(intptr_t)3);
-    ran = arena_t_runs[3] != 0;
-    ok(ran, "a defer past the cap runs immediately");
+    is_int(arena_defer(&small, arena_t_mark, (void *)(intptr_t)3), 0,
+           "a defer on a full arena is recorded");
+    is_int(arena_t_runs[3], 0, "a defer on a full arena does not run before the reset");
+    size_t used = small.used;
+    for (int i = 0; i < 100; i++)
+        arena_defer(&small, arena_t_mark, (void *)(intptr_t)0);
+    is_int((long)small.used, (long)used, "defer records live outside the cap");
+    arena_reset(&small);
+    ok(arena_t_runs[3] != 0, "the defer of a full arena runs at the reset");
+
+    struct arena tiny;
+    arena_init(&tiny, 16);
+    ok(arena_alloc(&tiny, 16) != NULL && arena_alloc(&tiny, 1) == NULL, "a 16-byte arena is full");
+    json_object *o = jx_keep(&tiny, json_object_new_string("kept"));
+    ok(o != NULL, "jx_keep on a full arena returns the object");
+    is_str(o ? json_object_get_string(o) : "", "kept", "the kept object is alive until the reset");
+    arena_release(&tiny);
     arena_release(&small);
     arena_release(&a);
     return done_testing();

@@ -52,6 +52,100 @@ static void wsdb_t_on_kill(void *arg, PGresult *res)
     ws_db_query(wsdb_t_db, 0, "SELECT $1::int + 1", 1, p, wsdb_t_on_after, NULL);
 }
 
+static int wsdb_t_locked = -1, wsdb_t_unlocked = -1, wsdb_t_pinned_null = -1;
+static unsigned wsdb_t_gen;
+
+static void wsdb_t_on_lock(void *arg, PGresult *res)
+{
+    (void)arg;
+    wsdb_t_pending--;
+    wsdb_t_locked = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    wsdb_t_gen = ws_db_gen(wsdb_t_db, 0);
+}
+
+static void wsdb_t_on_unlock(void *arg, PGresult *res)
+{
+    (void)arg;
+    wsdb_t_pending--;
+    wsdb_t_unlocked =
+        res && PQresultStatus(res) == PGRES_TUPLES_OK && *PQgetvalue(res, 0, 0) == 't';
+}
+
+static void wsdb_t_on_pinned(void *arg, PGresult *res)
+{
+    (void)arg;
+    wsdb_t_pending--;
+    wsdb_t_pinned_null = res == NULL;
+}
+
+static void wsdb_t_on_count(void *arg, PGresult *res)
+{
+    wsdb_t_pending--;
+    *(int *)arg = res && PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : -1;
+}
+
+static void wsdb_t_on_ignore(void *arg, PGresult *res)
+{
+    (void)arg;
+    (void)res;
+    wsdb_t_pending--;
+}
+
+#define WSDB_T_HELD                                                                                \
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 7001"       \
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+static void wsdb_t_run(uv_loop_t *loop);
+
+/*
+ * Issue 8 item 5: with the lane's queue full, the release of a session lock
+ * is still queued (it used to be refused, leaving the lock held forever), and
+ * a job pinned to a connection that died fails instead of running unlocked.
+ */
+static void wsdb_t_full_queue(uv_loop_t *loop)
+{
+    ws_db_set_max_queued(wsdb_t_db, 1);
+    wsdb_t_pending++;
+    ws_db_query(wsdb_t_db, 0, "SELECT pg_advisory_lock(7001)", 0, NULL, wsdb_t_on_lock, NULL);
+    wsdb_t_run(loop);
+    ok(wsdb_t_locked == 1 && wsdb_t_gen > 0, "the lock is taken on lane 0");
+    /* Fill the queue behind a slow job; the cap refuses the next one. */
+    wsdb_t_pending += 2;
+    ws_db_query(wsdb_t_db, 0, "SELECT pg_sleep(0.2)", 0, NULL, wsdb_t_on_ignore, NULL);
+    ws_db_query(wsdb_t_db, 0, "SELECT 1", 0, NULL, wsdb_t_on_ignore, NULL);
+    is_int(ws_db_query(wsdb_t_db, 0, "SELECT 1", 0, NULL, wsdb_t_on_ignore, NULL), -1,
+           "a full lane refuses an ordinary job");
+    wsdb_t_pending++;
+    is_int(ws_db_query_on(wsdb_t_db, 0, wsdb_t_gen, "SELECT pg_advisory_unlock(7001)", 0, NULL,
+                          wsdb_t_on_unlock, NULL),
+           0, "a full lane still queues the release of the lock");
+    wsdb_t_run(loop);
+    is_int(wsdb_t_unlocked, 1, "the release ran on the locking session");
+    int held = -2;
+    wsdb_t_pending++;
+    ws_db_query(wsdb_t_db, 1, WSDB_T_HELD, 0, NULL, wsdb_t_on_count, &held);
+    wsdb_t_run(loop);
+    is_int(held, 0, "no session holds the publish lock afterwards");
+
+    /* The session dies between the lock and the pinned job: the job must not run. */
+    wsdb_t_pending += 2;
+    ws_db_query(wsdb_t_db, 0, "SELECT pg_advisory_lock(7001)", 0, NULL, wsdb_t_on_lock, NULL);
+    ws_db_query(wsdb_t_db, 0, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL,
+                wsdb_t_on_ignore, NULL);
+    wsdb_t_run(loop);
+    wsdb_t_pending++;
+    ws_db_query_on(wsdb_t_db, 0, wsdb_t_gen, "SELECT 1", 0, NULL, wsdb_t_on_pinned, NULL);
+    wsdb_t_run(loop);
+    is_int(wsdb_t_pinned_null, 1, "a job pinned to a dead session fails (fn gets NULL)");
+    wsdb_t_pinned_null = -1;
+    is_int(ws_db_query_on(wsdb_t_db, 0, wsdb_t_gen, "SELECT 1", 0, NULL, wsdb_t_on_pinned, NULL), -1,
+           "once the lane is on a new connection, a job pinned to the old one is refused");
+    is_int(wsdb_t_pinned_null, -1, "and its fn is not called");
+    ok(ws_db_gen(wsdb_t_db, 0) != wsdb_t_gen || !ws_db_is_up(wsdb_t_db),
+       "the lane is on a new connection");
+    ws_db_set_max_queued(wsdb_t_db, WS_DB_MAX_QUEUED);
+}
+
 static void wsdb_t_run(uv_loop_t *loop)
 {
     /* Bounded: the loop runs until every job answered or 10 s passed. */
@@ -106,6 +200,8 @@ int main(void)
     ws_db_query(wsdb_t_db, 1, "SELECT coalesce($1::int, 7)", 1, nullp, wsdb_t_on_after, NULL);
     wsdb_t_run(&loop);
     is_int(wsdb_t_after_kill, 7, "a NULL parameter is SQL NULL");
+
+    wsdb_t_full_queue(&loop);
 
     ws_db_stop(wsdb_t_db);
     uv_run(&loop, UV_RUN_DEFAULT);
