@@ -67,6 +67,6 @@ $t->post_ok($s->url('/auth/jwt/login'), form => {username => 'USER3@example.com'
 $login->('user3@example.com', $PW);
 is_429(60, 'account: login 6, by email whose IP+name bucket holds 2, is over the account budget');
 is($s->psql(q{SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'user3'}) + 0,
-   3, 'account: the refused login started no session (3 JSON logins made one each)');
+   4, 'account: the refused login started no session (3 JSON logins and the jwt login made one each)');
 
 Chatd::Test::done();
