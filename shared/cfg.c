@@ -84,6 +84,8 @@ static const struct cfg_key cfg_table[] = {
     I("RATE_LIMIT_REGISTER_PER_HOUR", rate_register_per_hour, "20", 0, 1000000),
     I("RATE_LIMIT_MESSAGES_PER_10S", rate_messages_per_10s, "30", 0, 1000000),
     S("LOG_LEVEL", log_level, "info"),
+    I("WSD_SYNC_BATCH_BYTES", wsd_sync_batch_bytes, "262144", 4096, 16777216),
+    I("WSD_MAX_CONN_PER_USER", wsd_max_conn_per_user, "20", 0, 1000000),
 };
 
 /* Values shipped in .env.example and by the old version: never good outside DEBUG. */

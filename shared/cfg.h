@@ -52,6 +52,8 @@ struct cfg {
     int rate_register_per_hour;
     int rate_messages_per_10s;
     char *log_level;
+    int wsd_sync_batch_bytes;  /* bytes of message frames one replay batch reads at most */
+    int wsd_max_conn_per_user; /* open WebSockets per user on one instance; 0: no cap */
 };
 
 extern struct cfg cfg;

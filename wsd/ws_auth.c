@@ -4,6 +4,7 @@
 #include "log.h"
 #include "str.h"
 #include "tok.h"
+#include "ws_bus.h"
 #include "ws_conn.h"
 #include "ws_hub.h"
 #include "ws_presence.h"
@@ -21,7 +22,9 @@
 #define WS_AUTH_ARG_MAX 2048
 #define WS_AUTH_COOKIE_MAX 8192
 
-static const char ws_auth_sql[] = "SELECT is_active, groups FROM chatd_ws_user($1)";
+/* The third column is the startup replay's watermark (ws_sync_begin): the highest seq now. */
+static const char ws_auth_sql[] =
+    "SELECT is_active, groups, (SELECT coalesce(max(seq), 0) FROM messages) FROM chatd_ws_user($1)";
 
 /*
  * The {user_id} of the request path, lower-cased, into out[37]. Returns 0,
@@ -194,9 +197,28 @@ static void ws_auth_on_user(struct ws_conn *c, PGresult *res)
     log_debug("ws: authenticated");
     if (c->since == -2)
         ws_conn_error(c, "since must be a non-negative integer", NULL);
-    else if (c->since >= 0)
-        ws_sync_start(c, c->since);
-    ws_proto_done(c);
+    /* The client's messages wait for the startup replay: it calls ws_proto_done(). */
+    long long mark = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    ws_sync_begin(c, c->since >= 0 ? c->since : mark, c->since < 0);
+}
+
+/*
+ * Before the first query: c holds every event from now on (ws_sync_open) and
+ * its user's channel is subscribed at once, so what is published while it
+ * authenticates is either held or replayed (WS.md: nothing after the handshake
+ * is lost).
+ */
+static const char *ws_auth_link(struct ws_conn *c)
+{
+    struct ws_srv *srv = c->srv;
+    if (cfg.wsd_max_conn_per_user &&
+        ws_hub_user_conns(srv->hub, c->user_id) >= (unsigned)cfg.wsd_max_conn_per_user)
+        return "Too many connections";
+    ws_sync_open(c);
+    if (!c->sync || ws_hub_add(srv->hub, c, NULL) < 0)
+        return "Out of memory";
+    ws_bus_flush(srv->sub);
+    return NULL;
 }
 
 void ws_auth_start(struct ws_conn *c)
@@ -213,6 +235,10 @@ void ws_auth_start(struct ws_conn *c)
     c->since = ws_auth_since(wsi);
     const char *why = ws_auth_check_token(wsi, c->user_id);
     if (why) {
+        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+        return;
+    }
+    if ((why = ws_auth_link(c))) {
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return;
     }

@@ -77,6 +77,9 @@ static int ws_hub_grow(struct ws_hub *h)
     return 0;
 }
 
+static void ws_hub_on_confirm(void *arg, const char *channel);
+static void ws_hub_on_state(void *arg, int up);
+
 struct ws_hub *ws_hub_new(struct ws_bus *sub)
 {
     struct ws_hub *h = calloc(1, sizeof(*h));
@@ -85,6 +88,8 @@ struct ws_hub *ws_hub_new(struct ws_bus *sub)
         return NULL;
     }
     h->sub = sub;
+    ws_bus_on_confirm(sub, ws_hub_on_confirm, h);
+    ws_bus_on_state(sub, ws_hub_on_state, h);
     return h;
 }
 
@@ -92,6 +97,8 @@ void ws_hub_free(struct ws_hub *h)
 {
     if (!h)
         return;
+    ws_bus_on_confirm(h->sub, NULL, NULL);
+    ws_bus_on_state(h->sub, NULL, NULL);
     if (h->count)
         log_warn("hub: %zu channel(s) still linked at exit", h->count);
     free(h->tab);
@@ -187,6 +194,40 @@ static void ws_hub_unlink(struct ws_hub *h, struct ws_hub_link *l)
         ws_hub_node_drop(h, n);
 }
 
+int ws_hub_confirmed(const struct ws_hub *h, const struct ws_conn *c)
+{
+    if (!ws_bus_is_up(h->sub))
+        return 1; /* nothing to wait for: sync recovers what an outage loses */
+    for (const struct ws_hub_link *l = c->links; l; l = l->cnext)
+        if (!ws_bus_confirmed(h->sub, l->node->chan))
+            return 0;
+    return 1;
+}
+
+/* Each connection on the channel that waits for its subscriptions may go on. */
+static void ws_hub_on_confirm(void *arg, const char *channel)
+{
+    struct ws_hub *h = arg;
+    struct ws_hub_node *n = *ws_hub_slot(h, channel, strlen(channel));
+    for (struct ws_hub_link *l = n ? n->head : NULL, *next; l; l = next) {
+        next = l->next;
+        if (l->c->sync)
+            ws_sync_confirmed(l->c);
+    }
+}
+
+/* Every connection that has a replay running (for the redis-down release). */
+static void ws_hub_each_sync(struct ws_hub *h, void (*fn)(struct ws_conn *))
+{
+    for (size_t i = 0; i < h->size; i++)
+        for (struct ws_hub_node *n = h->tab[i]; n; n = n->next)
+            for (struct ws_hub_link *l = n->head, *next; l; l = next) {
+                next = l->next;
+                if (l->c->sync)
+                    fn(l->c);
+            }
+}
+
 int ws_hub_add(struct ws_hub *h, struct ws_conn *c, const char *groups)
 {
     if (!ws_hub_link(h, c, WS_HUB_USER, c->user_id, strlen(c->user_id)))
@@ -213,6 +254,19 @@ static struct ws_hub_link *ws_hub_group_link(const struct ws_conn *c, const char
     if (len < 0 || (size_t)len >= sizeof(chan))
         return NULL;
     return ws_hub_find(c, chan, (size_t)len);
+}
+
+unsigned ws_hub_user_conns(const struct ws_hub *h, const char *uid)
+{
+    char chan[WS_HUB_CHAN_MAX];
+    int len = snprintf(chan, sizeof(chan), WS_HUB_USER "%s", uid);
+    if (len < 0 || (size_t)len >= sizeof(chan))
+        return 0;
+    const struct ws_hub_node *n = *ws_hub_slot(h, chan, (size_t)len);
+    unsigned count = 0;
+    for (const struct ws_hub_link *l = n ? n->head : NULL; l; l = l->next)
+        count += !l->c->close_code;
+    return count;
 }
 
 int ws_hub_in_group(const struct ws_conn *c, const char *gid)
@@ -280,14 +334,13 @@ static void ws_hub_deliver(struct ws_hub_link *l, struct ws_conn_frame *f,
     /* WS.md: typing is not echoed to the typing user's own connections. */
     if (ev->kind == WS_HUB_TYPING && ev->user_id && !strcmp(ev->user_id, c->user_id))
         return;
-    if (ev->kind == WS_HUB_MESSAGE) {
-        /* Sent by this very connection (it had its ack), replayed, or published twice. */
-        if (ws_conn_seen(c, ev->id_hash))
-            return;
-        if (c->sync) {
-            ws_sync_hold(c, f, ev->id_hash);
-            return;
-        }
+    /* Sent by this very connection (it had its ack), replayed, or published twice. */
+    if (ev->kind == WS_HUB_MESSAGE && ws_conn_seen(c, ev->id_hash))
+        return;
+    /* A replay runs (messages wait for it), or the connection is starting (everything waits). */
+    if (c->sync && (ev->kind == WS_HUB_MESSAGE || ws_sync_holds_all(c))) {
+        ws_sync_hold(c, f, ev->id_hash);
+        return;
     }
     ws_conn_push(c, f);
 }
@@ -366,4 +419,11 @@ static void ws_hub_on_msg(void *arg, const char *channel, const char *payload, s
     }
     ws_hub_route(h, n, payload, len, &ev);
     json_object_put(ev.obj);
+}
+
+static void ws_hub_on_state(void *arg, int up)
+{
+    struct ws_hub *h = arg;
+    if (!up) /* no confirmation is coming: connections waiting for one go on */
+        ws_hub_each_sync(h, ws_sync_confirmed);
 }
