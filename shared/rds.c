@@ -1,5 +1,7 @@
 #include "rds.h"
 
+#include "chan.h"
+
 #include "log.h"
 
 #include <hiredis.h>
@@ -130,11 +132,7 @@ long rds_publish(const char *channel, const char *payload, size_t len)
 
 long rds_incr_window(const char *key, int window_s, long *ttl)
 {
-    redisReply *r = rds_raw("EVAL %s 1 %s %d",
-                            "local n = redis.call('INCR', KEYS[1]) "
-                            "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-                            "return {n, redis.call('TTL', KEYS[1])}",
-                            key, window_s);
+    redisReply *r = rds_raw("EVAL %s 1 %s %d", chan_lua_window, key, window_s);
     long n = -1;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         n = (long)r->element[0]->integer;

@@ -1,11 +1,13 @@
 #ifndef CHATD_WS_BUS_H
 #define CHATD_WS_BUS_H
 
+#include "chan.h"
+
 #include <stddef.h>
 #include <uv.h>
 
 /* The control channel every wsd instance listens on. */
-#define WS_BUS_CTL_CHANNEL "chatd:ctl"
+#define WS_BUS_CTL_CHANNEL CHAN_CTL
 
 /*
  * Receives one published message. channel and payload are only valid during

@@ -1,5 +1,6 @@
 #include "ws_hub.h"
 
+#include "chan.h"
 #include "log.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
@@ -10,10 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_HUB_USER "chatd:user:"
-#define WS_HUB_GROUP "chatd:group:"
-/* "chatd:group:" and a UUID, with room to spare. */
-#define WS_HUB_CHAN_MAX 64
+#define WS_HUB_USER CHAN_USER
+#define WS_HUB_GROUP CHAN_GROUP
+#define WS_HUB_CHAN_MAX CHAN_NAME_MAX
 
 /* One channel some local connection receives. */
 struct ws_hub_node {

@@ -1,6 +1,7 @@
 #include "ws_send.h"
 
 #include "cfg.h"
+#include "chan.h"
 #include "db.h"
 #include "log.h"
 #include "ws_bus.h"
@@ -132,11 +133,8 @@ static void ws_send_on_pub(void *arg, const struct redisReply *r)
         ws_send_maybe_free(s);
 }
 
-static void ws_send_publish1(struct ws_send *s, const char *kind, const char *id, const char *frame,
-                             size_t len)
+static void ws_send_publish1(struct ws_send *s, const char *chan, const char *frame, size_t len)
 {
-    char chan[64];
-    snprintf(chan, sizeof(chan), "%s%s", kind, id);
     if (ws_bus_publish(s->srv->cmd, chan, frame, len, ws_send_on_pub, s) < 0) {
         log_warn("bus: publish to %s failed; clients recover with sync", chan);
         return;
@@ -150,15 +148,11 @@ static void ws_send_on_timer(uv_timer_t *t);
 /* fcgi's channels (fcgi/h_messages.c msg_publish), while the lock is held. */
 static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
 {
+    char chans[2][CHAN_NAME_MAX];
+    int n = chan_conversation(chans, s->sender, s->receiver, s->group, 1);
     s->step = WS_SEND_PUBLISH;
-    if (*s->group) {
-        ws_send_publish1(s, "chatd:group:", s->group, frame, len);
-        ws_send_publish1(s, "chat:messages:", s->group, frame, len);
-    } else {
-        ws_send_publish1(s, "chatd:user:", s->receiver, frame, len);
-        if (strcmp(s->receiver, s->sender) != 0)
-            ws_send_publish1(s, "chatd:user:", s->sender, frame, len);
-    }
+    for (int i = 0; i < n; i++)
+        ws_send_publish1(s, chans[i], frame, len);
     if (s->pubs)
         uv_timer_start(&s->timer, ws_send_on_timer, WS_SEND_REDIS_MS, 0);
     else
@@ -168,7 +162,7 @@ static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
 /* The stored message: keep what the ack needs, mark it seen here, publish it. */
 static void ws_send_stored(struct ws_send *s, PGresult *res)
 {
-    static const char head[] = "{\"type\":\"message\",";
+    static const char head[] = CHAN_FRAME_MESSAGE;
     const char *pub = PQgetvalue(res, 0, 2);
     size_t plen = (size_t)PQgetlength(res, 0, 2);
     s->id = strdup(PQgetvalue(res, 0, 3));

@@ -1,6 +1,7 @@
 #include "ws_sync.h"
 
 #include "cfg.h"
+#include "chan.h"
 #include "log.h"
 #include "ws_conn.h"
 #include "ws_hub.h"
@@ -198,7 +199,7 @@ static void ws_sync_forget_live(struct ws_sync *s, uint64_t h)
 /* Row i of the batch as a frame: {"type":"message", and the MessageRead object's members. */
 static struct ws_conn_frame *ws_sync_frame(struct ws_conn *c, int i)
 {
-    static const char head[] = "{\"type\":\"message\",";
+    static const char head[] = CHAN_FRAME_MESSAGE;
     struct ws_sync *s = c->sync;
     const char *json = PQgetvalue(s->res, i, 2);
     size_t len = (size_t)PQgetlength(s->res, i, 2);
