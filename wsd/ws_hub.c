@@ -4,6 +4,7 @@
 #include "log.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
+#include "ws_db.h"
 #include "ws_sync.h"
 
 #include <json-c/json.h>
@@ -34,6 +35,8 @@ struct ws_hub_link {
 
 struct ws_hub {
     struct ws_bus *sub;
+    struct ws_db *db; /* for the membership re-check after a Redis outage; NULL: none */
+    int was_down;     /* Redis was lost since the last re-check */
     struct ws_hub_node **tab;
     size_t size, count;
 };
@@ -421,9 +424,101 @@ static void ws_hub_on_msg(void *arg, const char *channel, const char *payload, s
     json_object_put(ev.obj);
 }
 
+void ws_hub_use_db(struct ws_hub *h, struct ws_db *db)
+{
+    h->db = db;
+}
+
+/* 1 when gid (gid_len bytes) is a word of the space-separated list groups. */
+static int ws_hub_listed(const char *groups, const char *gid, size_t gid_len)
+{
+    for (const char *g = groups; *g;) {
+        size_t n = strcspn(g, " ");
+        if (n == gid_len && !memcmp(g, gid, n))
+            return 1;
+        g += n + strspn(g + n, " ");
+    }
+    return 0;
+}
+
+/* c's groups are now exactly those of the list: unlinks the others, links the new ones. */
+static void ws_hub_resync_conn(struct ws_hub *h, struct ws_conn *c, const char *groups)
+{
+    static const size_t plen = sizeof(WS_HUB_GROUP) - 1;
+    for (struct ws_hub_link *l = c->links, *next; l; l = next) {
+        next = l->cnext;
+        const struct ws_hub_node *n = l->node;
+        if (!strncmp(n->chan, WS_HUB_GROUP, plen) &&
+            !ws_hub_listed(groups, n->chan + plen, n->len - plen)) {
+            log_info("hub: no longer a member of %s (changed while Redis was away)",
+                     n->chan + plen);
+            ws_hub_unlink(h, l);
+        }
+    }
+    if (ws_hub_add(h, c, groups) < 0)
+        log_warn("hub: out of memory re-linking groups");
+}
+
+/* One row per connected user: user_id, the space-separated ids of their groups. */
+static void ws_hub_on_members(void *arg, PGresult *res)
+{
+    struct ws_hub *h = arg;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("hub: membership re-check failed; connections keep their groups");
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        char chan[WS_HUB_CHAN_MAX];
+        if (chan_name(chan, WS_HUB_USER, PQgetvalue(res, i, 0)) < 0)
+            continue;
+        struct ws_hub_node *n = *ws_hub_slot(h, chan, strlen(chan));
+        for (struct ws_hub_link *l = n ? n->head : NULL, *next; l; l = next) {
+            next = l->next;
+            ws_hub_resync_conn(h, l->c, PQgetvalue(res, i, 1));
+        }
+    }
+    log_info("hub: memberships re-checked for %d user(s)", PQntuples(res));
+}
+
+static const char ws_hub_members_sql[] =
+    "SELECT u::text, coalesce(string_agg(gm.group_id::text, ' '), '')"
+    " FROM unnest($1::uuid[]) u LEFT JOIN group_members gm ON gm.user_id = u GROUP BY u";
+
+/*
+ * Redis is back: memberships may have changed while their events were lost
+ * (a member removed then must stop receiving the group). Reads the groups of
+ * every connected user from Postgres, as a '{id,id}' array parameter.
+ */
+static void ws_hub_recheck(struct ws_hub *h)
+{
+    static const size_t plen = sizeof(WS_HUB_USER) - 1;
+    size_t cap = 3 + h->count * 38, len = 0;
+    char *ids = h->db ? malloc(cap) : NULL;
+    if (!ids)
+        return;
+    ids[len++] = '{';
+    for (size_t i = 0; i < h->size; i++)
+        for (struct ws_hub_node *n = h->tab[i]; n; n = n->next)
+            if (!strncmp(n->chan, WS_HUB_USER, plen) && n->len - plen < 37) {
+                len += (size_t)sprintf(ids + len, "%s%.*s", len > 1 ? "," : "",
+                                       (int)(n->len - plen), n->chan + plen);
+            }
+    ids[len++] = '}';
+    ids[len] = '\0';
+    const char *params[] = {ids};
+    if (len > 2 && ws_db_query(h->db, 0, ws_hub_members_sql, 1, params, ws_hub_on_members, h) < 0)
+        log_warn("hub: membership re-check not queued (database busy)");
+    free(ids);
+}
+
 static void ws_hub_on_state(void *arg, int up)
 {
     struct ws_hub *h = arg;
-    if (!up) /* no confirmation is coming: connections waiting for one go on */
+    if (!up) { /* no confirmation is coming: connections waiting for one go on */
+        h->was_down = 1;
         ws_hub_each_sync(h, ws_sync_confirmed);
+    } else if (h->was_down) {
+        h->was_down = 0;
+        ws_hub_recheck(h);
+    }
 }

@@ -20,6 +20,9 @@ struct ws_hub;
 
 /* A hub subscribing on sub (the pub/sub ws_bus). NULL when memory is short. */
 struct ws_hub *ws_hub_new(struct ws_bus *sub);
+/* Postgres for the membership re-check after Redis comes back (see ws_hub.c). */
+struct ws_db;
+void ws_hub_use_db(struct ws_hub *h, struct ws_db *db);
 /* Frees the hub; every connection must have been removed. NULL is fine. */
 void ws_hub_free(struct ws_hub *h);
 
