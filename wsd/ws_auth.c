@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <libwebsockets.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,9 +23,15 @@
 #define WS_AUTH_ARG_MAX 2048
 #define WS_AUTH_COOKIE_MAX 8192
 
-/* The third column is the startup replay's watermark (ws_sync_begin): the highest seq now. */
+/*
+ * The third column is the startup replay's watermark (ws_sync_begin): the
+ * highest seq of the messages created before the handshake ($2, µs since the
+ * epoch), not of those committed before this query runs, which may come later
+ * than a message published right after the handshake.
+ */
 static const char ws_auth_sql[] =
-    "SELECT is_active, groups, (SELECT coalesce(max(seq), 0) FROM messages) FROM chatd_ws_user($1)";
+    "SELECT is_active, groups, (SELECT coalesce(max(seq), 0) FROM messages"
+    " WHERE created_at < to_timestamp($2::float8 / 1e6)) FROM chatd_ws_user($1)";
 
 /*
  * The {user_id} of the request path, lower-cased, into out[37]. Returns 0,
@@ -224,6 +231,9 @@ static const char *ws_auth_link(struct ws_conn *c)
 void ws_auth_start(struct ws_conn *c)
 {
     struct lws *wsi = c->wsi;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    c->opened_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
     c->busy = 1;
     ws_auth_request_id(wsi, c->req_id, sizeof(c->req_id));
     if (ws_auth_path_user(wsi, c->user_id) < 0) {
@@ -242,7 +252,9 @@ void ws_auth_start(struct ws_conn *c)
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return;
     }
-    const char *params[] = {c->user_id};
-    if (ws_conn_query(c, ws_auth_sql, 1, params, ws_auth_on_user) < 0)
+    char opened[32];
+    snprintf(opened, sizeof(opened), "%lld", c->opened_us);
+    const char *params[] = {c->user_id, opened};
+    if (ws_conn_query(c, ws_auth_sql, 2, params, ws_auth_on_user) < 0)
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Server busy");
 }

@@ -118,7 +118,23 @@ void ws_sync_open(struct ws_conn *c)
 
 int ws_sync_holds_all(const struct ws_conn *c)
 {
-    return c->sync && c->sync->startup;
+    return c->sync && c->sync->startup && !c->sync->started;
+}
+
+/*
+ * Authenticated: the events other than messages held so far go out now (only
+ * messages wait for the replay, whose frames they might repeat).
+ */
+static void ws_sync_release_others(struct ws_conn *c)
+{
+    struct ws_sync *s = c->sync;
+    for (unsigned i = 0; i < s->live_n; i++)
+        if (s->live[i].f && !s->live[i].h) {
+            ws_conn_push(c, s->live[i].f);
+            s->live_bytes -= s->live[i].f->len;
+            ws_conn_frame_unref(s->live[i].f);
+            s->live[i].f = NULL;
+        }
 }
 
 void ws_sync_begin(struct ws_conn *c, long long since, int quiet)
@@ -129,6 +145,7 @@ void ws_sync_begin(struct ws_conn *c, long long since, int quiet)
     s->last = since;
     s->quiet = quiet;
     s->started = 1;
+    ws_sync_release_others(c);
     log_debug("ws: startup replay above %lld", since);
     ws_sync_query(c);
 }

@@ -31,7 +31,10 @@ int ws_sync_cmd(struct ws_conn *c, struct json_object *msg);
  */
 void ws_sync_open(struct ws_conn *c);
 void ws_sync_begin(struct ws_conn *c, long long since, int quiet);
-/* 1 while c's startup replay runs: every event, not only messages, is held. */
+/*
+ * 1 while c's startup replay waits for authentication: every event, not only
+ * messages, is held (none may reach a user before it is known active).
+ */
 int ws_sync_holds_all(const struct ws_conn *c);
 /* One of c's channels was confirmed, or Redis went down: a waiting replay goes on. */
 void ws_sync_confirmed(struct ws_conn *c);
