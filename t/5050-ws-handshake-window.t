@@ -16,10 +16,7 @@ my $ROUNDS = $ENV{CHATD_WINDOW_ROUNDS} // 200;
 my $s = Chatd::Test->new->start;
 my ($alice, $bob, $carol) = map { Chatd::WsClient::register($s, $_) } qw(alice bob carol);
 sub api { Chatd::WsClient::api($s, @_) }
-sub open_ws {
-    my $u = shift;
-    return Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-}
+sub open_ws { Chatd::WsClient->open_user($s, @_) }
 
 # Busy loops on every core, so wsd, fcgi, Redis and Postgres are descheduled at random points.
 my @burners = map {

@@ -31,7 +31,7 @@ sub published {
     return scalar grep { $_->[1] =~ /^\{/ && (decode_json($_->[1])->{id} // '') eq $id } @$got;
 }
 sub ws {
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($alice->{id}, token => $alice->{token})));
+    my $c = Chatd::WsClient->open_user($s, $alice);
     ok($c->sync_point, shift);
     return $c;
 }

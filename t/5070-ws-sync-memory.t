@@ -18,10 +18,7 @@ use Time::HiRes ();
 my ($SLOW, $BACKLOG, $SIZE) = (12, 3000, 5000);
 my $s = Chatd::Test->new(env => {WSD_MAX_CONN_PER_USER => 3, NGINX_WS_CONN_PER_IP => 20})->start;
 my ($alice, $bob, $carol) = map { Chatd::WsClient::register($s, $_) } qw(alice bob carol);
-sub ws {
-    my ($u, %q) = @_;
-    return Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
-}
+sub ws { Chatd::WsClient->open_user($s, @_) }
 
 # ---- per-user cap ------------------------------------------------------------------------------
 my @a = map { ws($alice) } 1 .. 3;

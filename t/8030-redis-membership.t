@@ -10,16 +10,11 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Chatd::Test;
 use Chatd::WsClient;
+use Time::HiRes ();
 
 my $s = Chatd::Test->new->start;
 my ($alice, $bob, $carol) = map { Chatd::WsClient::register($s, $_) } qw(alice bob carol);
 sub api { Chatd::WsClient::api($s, @_) }
-sub ws {
-    my ($u, $title) = @_;
-    my $c = Chatd::WsClient->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token})));
-    ok($c->sync_point, "$title connected");
-    return $c;
-}
 sub post {
     my ($u, %body) = @_;
     my $res = api($u, POST => '/api/v1/messages', json => {content => 'hello', %body});
@@ -32,7 +27,8 @@ my $g = api($alice, POST => '/api/v1/groups', json => {name => 'g', member_ids =
 ok($g->{id}, 'a group of alice and bob');
 my $g2 = api($alice, POST => '/api/v1/groups', json => {name => 'g2'})->json;
 ok($g2->{id}, 'a second group of alice alone');
-my ($b1, $a1) = (ws($bob, 'bob'), ws($alice, 'alice'));
+my ($b1, $a1) = map { Chatd::WsClient->open_user($s, $_) } $bob, $alice;
+ok($_->sync_point, 'connected') for $b1, $a1;
 my $m = post($alice, group_id => $g->{id});
 ok(got($b1, $m->{id}), 'bob receives the group while a member');
 
@@ -59,5 +55,18 @@ ok(!got($b1, $m->{id}, 2), 'and not the member removed while Redis was down');
 $m = post($alice, group_id => $g2->{id}, content => 'in g2');
 ok(got($b1, $m->{id}), 'the group he was added to meanwhile reaches him');
 
-$_->close for $a1, $b1;
+# ---- a Redis that hangs: a new connection waits for its SUBSCRIBE to be confirmed, but not
+# forever (the startup replay gives up after 3 s and the connection works without live events).
+my $carol = Chatd::WsClient::register($s, 'carol');
+my $rpid = $s->pid('redis');
+ok($rpid && kill('STOP', $rpid), 'redis frozen (SIGSTOP)');
+my $c1 = Chatd::WsClient->open_user($s, $carol);
+my $t0 = Time::HiRes::time();
+ok($c1->sync_point(20), 'a connection opened while Redis hangs answers ping');
+cmp_ok(Time::HiRes::time() - $t0, '<', 15, 'within the bound on the wait, not when Redis wakes');
+ok(kill('CONT', $rpid), 'redis thawed');
+$m = post($alice, receiver_id => $carol->{id}, content => 'after the thaw');
+ok(got($c1, $m->{id}, 15), 'and it receives live events once Redis answers');
+
+$_->close for $a1, $b1, $c1;
 Chatd::Test::done();

@@ -26,6 +26,12 @@
  */
 #define WS_SYNC_MAX_LIVE 512
 #define WS_SYNC_MAX_LIVE_BYTES (2 * 1024 * 1024)
+/*
+ * How long a startup replay waits for Redis to confirm the subscriptions. A
+ * Redis that hangs without closing the connection never answers: past this
+ * the connection goes on, as when Redis is down (sync recovers).
+ */
+#define WS_SYNC_SUB_WAIT_MS 3000
 
 /*
  * One batch: at most WS_SYNC_BATCH rows and about cfg.wsd_sync_batch_bytes of
@@ -47,7 +53,9 @@ struct ws_sync {
     int quiet;          /* no `synced` at the end (the client did not ask for a replay) */
     int wait_sub;       /* read to the end; waiting for Redis to confirm c's channels */
     int confirmed_read; /* the last batch was read after c's channels were confirmed */
-    PGresult *res;      /* the batch being fed to the out-queue, one frame at a time */
+    int gave_up;        /* WS_SYNC_SUB_WAIT_MS passed without the confirmation */
+    struct ws_sync_timer *timer; /* bounds wait_sub */
+    PGresult *res;               /* the batch being fed to the out-queue, one frame at a time */
     int row, rows;
     struct ws_sync_live *live;
     unsigned live_n, live_cap;
@@ -56,6 +64,27 @@ struct ws_sync {
 };
 
 static void ws_sync_query(struct ws_conn *c);
+
+/* A timer of its own, closed apart from the replay (the ticket finds the connection). */
+struct ws_sync_timer {
+    uv_timer_t t;
+    struct ws_conn_ticket *ticket;
+};
+
+static void ws_sync_timer_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ws_sync_timer_cancel(struct ws_sync *s)
+{
+    struct ws_sync_timer *w = s->timer;
+    if (!w)
+        return;
+    s->timer = NULL;
+    ws_conn_ticket_take(w->ticket);
+    uv_close((uv_handle_t *)&w->t, ws_sync_timer_free);
+}
 
 static void ws_sync_drop_batch(struct ws_sync *s)
 {
@@ -70,6 +99,7 @@ void ws_sync_free(struct ws_conn *c)
     if (!s)
         return;
     c->sync = NULL;
+    ws_sync_timer_cancel(s);
     ws_sync_drop_batch(s);
     for (unsigned i = 0; i < s->live_n; i++)
         ws_conn_frame_unref(s->live[i].f);
@@ -264,12 +294,42 @@ static void ws_sync_query(struct ws_conn *c)
     snprintf(bytes, sizeof(bytes), "%d", cfg.wsd_sync_batch_bytes);
     const char *params[] = {c->user_id, since, limit, bytes};
     /* After the confirmation, whatever this batch misses comes live: nothing falls between. */
-    s->confirmed_read = !s->startup || ws_hub_confirmed(c->srv->hub, c);
+    s->confirmed_read = !s->startup || s->gave_up || ws_hub_confirmed(c->srv->hub, c);
     s->querying = 1;
     if (ws_conn_query(c, ws_sync_sql, 4, params, ws_sync_on_batch) < 0) {
         s->querying = 0;
         ws_sync_end(c, 0);
     }
+}
+
+static void ws_sync_on_wait_timeout(uv_timer_t *t)
+{
+    struct ws_sync_timer *w = t->data;
+    struct ws_conn *c = ws_conn_ticket_take(w->ticket);
+    uv_close((uv_handle_t *)t, ws_sync_timer_free);
+    if (!c || !c->sync)
+        return;
+    c->sync->timer = NULL;
+    if (!c->sync->wait_sub)
+        return;
+    log_warn("ws: Redis did not confirm the subscriptions in %d ms; going on", WS_SYNC_SUB_WAIT_MS);
+    c->sync->gave_up = 1;
+    c->sync->wait_sub = 0;
+    ws_sync_query(c);
+}
+
+/* Starts the bound on the wait; without memory for it, the wait is not bounded. */
+static void ws_sync_wait_bounded(struct ws_conn *c)
+{
+    struct ws_sync_timer *w = c->sync->timer ? NULL : malloc(sizeof(*w));
+    if (!w || !(w->ticket = ws_conn_ticket(c))) {
+        free(w);
+        return;
+    }
+    uv_timer_init(c->srv->loop, &w->t);
+    w->t.data = w;
+    uv_timer_start(&w->t, ws_sync_on_wait_timeout, WS_SYNC_SUB_WAIT_MS, 0);
+    c->sync->timer = w;
 }
 
 /*
@@ -285,6 +345,7 @@ static void ws_sync_finish(struct ws_conn *c)
         ws_sync_query(c);
     } else {
         s->wait_sub = 1;
+        ws_sync_wait_bounded(c);
     }
 }
 
@@ -294,6 +355,7 @@ void ws_sync_confirmed(struct ws_conn *c)
     if (!s || !s->wait_sub || c->close_code || !ws_hub_confirmed(c->srv->hub, c))
         return;
     s->wait_sub = 0;
+    ws_sync_timer_cancel(s);
     ws_sync_query(c);
 }
 

@@ -96,6 +96,12 @@ sub start {
     return $self;
 }
 
+# A WebSocket of user $u (from register) on stack $s, with ?since= etc. from %q.
+sub open_user {
+    my ($class, $s, $u, %q) = @_;
+    return $class->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
+}
+
 sub frames       { $_[0]{frames} }
 sub closed       { $_[0]{closed} }
 sub close_code   { $_[0]{close_code} }
