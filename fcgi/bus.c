@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "chan.h"
 #include "log.h"
 #include "rds.h"
 
@@ -16,7 +17,8 @@ static int bus_send(const char *channel, const char *payload)
 
 int bus_publish(struct arena *a, const char *kind, const char *id, const char *payload)
 {
-    const char *channel = arena_printf(a, "chatd:%s:%s", kind, id);
+    const char *channel =
+        arena_printf(a, "%s%s", strcmp(kind, "group") ? CHAN_USER : CHAN_GROUP, id);
     return channel ? bus_send(channel, payload) : -1;
 }
 

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "bus.h"
+#include "chan.h"
 #include "body.h"
 #include "cfg.h"
 #include "db.h"
@@ -74,14 +75,11 @@ static struct db_stmt q_delete =
 static void msg_publish(struct req *r, const char *receiver, const char *group, const char *frame,
                         int legacy)
 {
-    const char *chans;
-    if (group && *group)
-        chans = legacy ? arena_printf(r->a, "chatd:group:%s chat:messages:%s", group, group)
-                       : arena_printf(r->a, "chatd:group:%s", group);
-    else
-        chans = arena_printf(r->a, "chatd:user:%s chatd:user:%s", receiver, r->user->id);
-    if (chans && frame)
-        bus_fanout(r->a, chans, frame);
+    char chans[2][CHAN_NAME_MAX];
+    int n = chan_conversation(chans, r->user->id, receiver ? receiver : "", group, legacy);
+    /* Once Redis failed, the rest is skipped: clients recover with sync. */
+    for (int i = 0; frame && i < n && bus_fanout(r->a, chans[i], frame) == 1; i++)
+        ;
 }
 
 /* {"type":"<type>", ...json object fields} without re-serialising the object. */

@@ -62,6 +62,8 @@ struct cfg {
     int db_lock_timeout_ms;      /* lock_timeout of every Postgres session (0 = none) */
     int db_statement_timeout_ms; /* statement_timeout of every Postgres session (0 = none) */
     int wsd_db_queue_max;        /* jobs waiting per wsd Postgres lane */
+    int wsd_sync_batch_bytes;    /* bytes of message frames one replay batch reads at most */
+    int wsd_max_conn_per_user;   /* open WebSockets per user on one instance; 0: no cap */
 };
 
 extern struct cfg cfg;

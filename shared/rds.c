@@ -1,5 +1,7 @@
 #include "rds.h"
 
+#include "chan.h"
+
 #include "log.h"
 
 #include <hiredis.h>
@@ -135,13 +137,7 @@ long rds_incr_window(const char *key, int window_s, long *ttl)
 
 long rds_incrby_window(const char *key, long by, int window_s, long *ttl)
 {
-    /* The window starts with the key: EXPIRE when it has none yet (this call created it). */
-    redisReply *r = rds_raw(
-        "EVAL %s 1 %s %d %ld",
-        "local n = redis.call('INCRBY', KEYS[1], ARGV[2]) "
-        "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-        "return {n, redis.call('TTL', KEYS[1])}",
-        key, window_s, by);
+    redisReply *r = rds_raw("EVAL %s 1 %s %d %ld", chan_lua_window, key, window_s, by);
     long n = -1;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         n = (long)r->element[0]->integer;

@@ -10,8 +10,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Chatd::Test;
-use IO::Select;
-use IO::Socket::INET;
+use Chatd::RedisSub;
 use Mojo::JSON qw(decode_json);
 use Time::HiRes ();
 
@@ -21,76 +20,12 @@ my $t = $s->t;
 my $REDIS_PORT = $s->env('REDIS_PORT');
 ok($REDIS_PORT, 'the stack has a Redis port');
 
-# ---- a minimal RESP pub/sub client ----------------------------------------------------------
-sub redis_connect {
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $REDIS_PORT, Proto => 'tcp', Timeout => 5)
-      or die "cannot connect to Redis on $REDIS_PORT: $!";
-    return {sock => $sock, buf => '', queue => []};
-}
-sub redis_cmd {
-    my ($c, @args) = @_;
-    my $out = '*' . @args . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @args);
-    print {$c->{sock}} $out;
-    $c->{sock}->flush;
-}
-sub redis_fill {
-    my ($c, $deadline) = @_;
-    my $left = $deadline - Time::HiRes::time();
-    return 0 if $left <= 0 || !IO::Select->new($c->{sock})->can_read($left);
-    my $n = sysread($c->{sock}, my $chunk, 65536);
-    return 0 unless $n;
-    $c->{buf} .= $chunk;
-    return 1;
-}
-# One reply (arrays as array refs), or undef at the deadline.
-sub redis_reply {
-    my ($c, $deadline) = @_;
-    until ($c->{buf} =~ /\r\n/) { redis_fill($c, $deadline) or return undef }
-    $c->{buf} =~ s/^(.)(.*?)\r\n//s;
-    my ($type, $v) = ($1, $2);
-    return $v if $type eq ':' || $type eq '+';
-    die "Redis error: $v\n" if $type eq '-';
-    if ($type eq '$') {
-        return undef if $v < 0;
-        while (length($c->{buf}) < $v + 2) { redis_fill($c, $deadline) or return undef }
-        my $s = substr($c->{buf}, 0, $v);
-        substr($c->{buf}, 0, $v + 2) = '';
-        return $s;
-    }
-    my @a;
-    for (1 .. $v) { my $e = redis_reply($c, $deadline); return undef unless defined $e; push @a, $e }
-    return \@a;
-}
-# SUBSCRIBE, returning once Redis has confirmed every channel (messages meanwhile are queued).
-sub redis_subscribe {
-    my ($c, @channels) = @_;
-    redis_cmd($c, 'SUBSCRIBE', @channels);
-    my %want = map { $_ => 1 } @channels;
-    my $deadline = Time::HiRes::time() + 10;
-    while (%want) {
-        my $r = redis_reply($c, $deadline) // return 0;
-        if    ($r->[0] eq 'subscribe') { delete $want{$r->[1]} }
-        elsif ($r->[0] eq 'message')   { push @{$c->{queue}}, [$r->[1], $r->[2]] }
-    }
-    return 1;
-}
-# Every message up to and including the first whose payload is $stop (bounded wait).
-sub redis_until {
-    my ($c, $stop) = @_;
-    my @got;
-    my $deadline = Time::HiRes::time() + 10;
-    while (1) {
-        my $m = shift @{$c->{queue}};
-        if (!$m) {
-            my $r = redis_reply($c, $deadline) // last;
-            next unless ref $r && $r->[0] eq 'message';
-            $m = [$r->[1], $r->[2]];
-        }
-        push @got, $m;
-        last if $m->[1] eq $stop;
-    }
-    return \@got;
-}
+# ---- the pub/sub client (Chatd::RedisSub) ----------------------------------------------------
+sub redis_connect { Chatd::RedisSub->new($REDIS_PORT) }
+sub redis_cmd { my $c = shift; $c->cmd(@_) }
+sub redis_reply { my $c = shift; $c->reply(@_) }
+sub redis_subscribe { my $c = shift; $c->subscribe(@_) }
+sub redis_until { my $c = shift; $c->until(@_) }
 my $marks = 0;
 # The messages received since the last mark, JSON payloads decoded, the mark itself dropped.
 sub drain {

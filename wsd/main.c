@@ -271,6 +271,8 @@ static int main_parts(struct main_state *m)
     if (srv->db)
         ws_db_set_max_queued(srv->db, (unsigned)cfg.wsd_db_queue_max);
     srv->hub = srv->sub ? ws_hub_new(srv->sub) : NULL;
+    if (srv->hub)
+        ws_hub_use_db(srv->hub, srv->db);
     srv->presence = srv->cmd && srv->db ? ws_presence_new(&m->loop, srv->cmd, srv->db) : NULL;
     if (!srv->sub || !srv->cmd || !srv->db || !srv->hub || !srv->presence ||
         ws_bus_subscribe(srv->sub, WS_BUS_CTL_CHANNEL, ws_proto_on_ctl, NULL) < 0) {

@@ -20,7 +20,9 @@ struct ws_bus_route {
     struct ws_bus_route *next;
     ws_bus_fn *fn;
     void *arg;
-    unsigned refs;
+    unsigned refs; /* 0 while leaving: its UNSUBSCRIBE is in flight */
+    int confirmed; /* Redis answered this connection's SUBSCRIBE */
+    int leaving;   /* UNSUBSCRIBE sent, its reply not yet in */
     size_t len;
     char name[];
 };
@@ -49,6 +51,8 @@ struct ws_bus {
     size_t tab_size, count;
     ws_bus_state_fn *state_fn;
     void *state_arg;
+    ws_bus_confirm_fn *confirm_fn;
+    void *confirm_arg;
 };
 
 /*
@@ -237,8 +241,45 @@ static void ws_bus_route_message(struct ws_bus *b, const redisReply *rep)
     if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
         return;
     struct ws_bus_route *r = *ws_bus_slot(b, ch->str, ch->len);
-    if (r)
+    if (r && r->refs)
         r->fn(r->arg, ch->str, msg->str, msg->len);
+}
+
+static void ws_bus_route_free(struct ws_bus *b, struct ws_bus_route **p)
+{
+    struct ws_bus_route *r = *p;
+    *p = r->next;
+    b->count--;
+    free(r);
+}
+
+/* Redis confirmed a SUBSCRIBE: the channel's events reach us from now on. */
+static void ws_bus_confirm(struct ws_bus *b, const redisReply *ch)
+{
+    struct ws_bus_route *r = *ws_bus_slot(b, ch->str, ch->len);
+    if (!r || r->leaving)
+        return;
+    r->confirmed = 1;
+    if (b->confirm_fn)
+        b->confirm_fn(b->confirm_arg, r->name);
+}
+
+/*
+ * Redis confirmed an UNSUBSCRIBE. hiredis 0.14 drops the channel's callback
+ * on this reply, so a SUBSCRIBE of the same channel sent before it would be
+ * silently deaf: a channel wanted again meanwhile is subscribed only now.
+ */
+static void ws_bus_left(struct ws_bus *b, const redisReply *ch)
+{
+    struct ws_bus_route **p = ws_bus_slot(b, ch->str, ch->len), *r = *p;
+    if (!r || !r->leaving)
+        return;
+    r->leaving = 0;
+    r->confirmed = 0;
+    if (!r->refs)
+        ws_bus_route_free(b, p);
+    else
+        ws_bus_send_subscribe(b, r);
 }
 
 /* Every pub/sub reply: subscribe and unsubscribe confirmations, and messages. */
@@ -253,9 +294,16 @@ static void ws_bus_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const char *kind = rep->element[0]->str;
     if (!strcmp(kind, "message")) {
         ws_bus_route_message(b, rep);
-    } else if (!strcmp(kind, "subscribe") && b->pending) {
-        if (--b->pending == 0 && b->state == WS_BUS_CONNECTING)
+        return;
+    }
+    if (rep->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    if (!strcmp(kind, "unsubscribe")) {
+        ws_bus_left(b, rep->element[1]);
+    } else if (!strcmp(kind, "subscribe")) {
+        if (b->pending && --b->pending == 0 && b->state == WS_BUS_CONNECTING)
             ws_bus_set_up(b);
+        ws_bus_confirm(b, rep->element[1]);
     }
 }
 
@@ -304,8 +352,16 @@ static void ws_bus_prime(struct ws_bus *b)
     if (b->url.password[0])
         redisAsyncCommand(b->ac, ws_bus_on_auth, b, "AUTH %s", b->url.password);
     for (size_t i = 0; i < b->tab_size; i++)
-        for (struct ws_bus_route *r = b->tab[i]; r; r = r->next)
+        for (struct ws_bus_route **p = &b->tab[i]; *p;) {
+            struct ws_bus_route *r = *p;
+            r->confirmed = r->leaving = 0;
+            if (!r->refs) {
+                ws_bus_route_free(b, p); /* a new connection has no subscription to leave */
+                continue;
+            }
             ws_bus_send_subscribe(b, r);
+            p = &r->next;
+        }
 }
 
 static void ws_bus_connect(struct ws_bus *b, const char *ip)
@@ -395,7 +451,7 @@ int ws_bus_subscribe(struct ws_bus *b, const char *channel, ws_bus_fn *fn, void 
     if (r) {
         if (r->fn != fn || r->arg != arg)
             return -1;
-        r->refs++;
+        r->refs++; /* from 0: leaving, subscribed again once Redis confirms that (ws_bus_left) */
         return 0;
     }
     if (b->count >= b->tab_size && ws_bus_grow(b) == 0)
@@ -414,16 +470,34 @@ int ws_bus_unsubscribe(struct ws_bus *b, const char *channel)
 {
     size_t len = strlen(channel);
     struct ws_bus_route **p = ws_bus_slot(b, channel, len), *r = *p;
-    if (!r)
+    if (!r || !r->refs)
         return -1;
-    if (--r->refs)
+    if (--r->refs || r->leaving)
         return 0;
-    *p = r->next;
-    b->count--;
-    if (b->ac)
-        redisAsyncCommand(b->ac, NULL, NULL, "UNSUBSCRIBE %b", r->name, r->len);
-    free(r);
+    if (b->ac &&
+        redisAsyncCommand(b->ac, NULL, NULL, "UNSUBSCRIBE %b", r->name, r->len) == REDIS_OK)
+        r->leaving = 1;
+    else
+        ws_bus_route_free(b, p);
     return 0;
+}
+
+int ws_bus_confirmed(const struct ws_bus *b, const char *channel)
+{
+    const struct ws_bus_route *r = *ws_bus_slot(b, channel, strlen(channel));
+    return r && r->refs && r->confirmed && !r->leaving;
+}
+
+void ws_bus_flush(struct ws_bus *b)
+{
+    if (b->ac && b->state == WS_BUS_UP && !(b->ac->c.flags & REDIS_IN_CALLBACK))
+        redisAsyncHandleWrite(b->ac);
+}
+
+void ws_bus_on_confirm(struct ws_bus *b, ws_bus_confirm_fn *fn, void *arg)
+{
+    b->confirm_fn = fn;
+    b->confirm_arg = arg;
 }
 
 int ws_bus_is_up(const struct ws_bus *b)

@@ -1,11 +1,13 @@
 #ifndef CHATD_WS_BUS_H
 #define CHATD_WS_BUS_H
 
+#include "chan.h"
+
 #include <stddef.h>
 #include <uv.h>
 
 /* The control channel every wsd instance listens on. */
-#define WS_BUS_CTL_CHANNEL "chatd:ctl"
+#define WS_BUS_CTL_CHANNEL CHAN_CTL
 
 /*
  * Receives one published message. channel and payload are only valid during
@@ -44,6 +46,22 @@ int ws_bus_subscribe(struct ws_bus *b, const char *channel, ws_bus_fn *fn, void 
 
 /* Drops one reference; the last one unsubscribes. -1 when channel is not subscribed. */
 int ws_bus_unsubscribe(struct ws_bus *b, const char *channel);
+
+/*
+ * 1 when Redis confirmed channel's subscription on the current connection:
+ * every event published on it from then on reaches its handler.
+ */
+int ws_bus_confirmed(const struct ws_bus *b, const char *channel);
+
+/* Called with the channel name each time Redis confirms a SUBSCRIBE (NULL to clear). */
+typedef void ws_bus_confirm_fn(void *arg, const char *channel);
+void ws_bus_on_confirm(struct ws_bus *b, ws_bus_confirm_fn *fn, void *arg);
+
+/*
+ * Writes the queued commands (SUBSCRIBEs) to Redis now rather than at the next
+ * loop turn. Not from inside a Redis callback.
+ */
+void ws_bus_flush(struct ws_bus *b);
 
 /* 1 when connected and every channel is subscribed. */
 int ws_bus_is_up(const struct ws_bus *b);

@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "str.h"
+#include "chan.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
 #include "ws_hub.h"
@@ -175,7 +176,7 @@ int ws_cmd_typing(struct ws_conn *c, struct json_object *msg)
     /* Receiver and group ids are distinct UUIDs: one throttle key space is enough. */
     if (!ws_conn_typing_ok(c, ws_conn_hash(id, strlen(id)), uv_now(c->srv->loop)))
         return 0;
-    snprintf(chan, sizeof(chan), "chatd:%s:%s", *group ? "group" : "user", id);
+    chan_name(chan, *group ? CHAN_GROUP : CHAN_USER, id);
     int n = snprintf(frame, sizeof(frame), "{\"type\":\"typing\",\"user_id\":\"%s\",\"%s\":\"%s\"}",
                      c->user_id, *group ? "group_id" : "receiver_id", id);
     if (ws_bus_publish(c->srv->cmd, chan, frame, (size_t)n, NULL, NULL) < 0)
@@ -191,7 +192,7 @@ static void ws_cmd_on_read(struct ws_conn *c, PGresult *res)
     } else if (PQntuples(res) != 1) {
         ws_conn_error(c, "Message not found", NULL);
     } else {
-        snprintf(chan, sizeof(chan), "chatd:user:%s", PQgetvalue(res, 0, 0));
+        chan_name(chan, CHAN_USER, PQgetvalue(res, 0, 0));
         int n = snprintf(
             frame, sizeof(frame),
             "{\"type\":\"read\",\"message_id\":\"%s\",\"reader_id\":\"%s\",\"read_at\":\"%s\"}",

@@ -1,9 +1,11 @@
 #include "ws_hub.h"
 
+#include "chan.h"
 #include "log.h"
 #include "ws_auth.h"
 #include "ws_bus.h"
 #include "ws_conn.h"
+#include "ws_db.h"
 #include "ws_sync.h"
 
 #include <json-c/json.h>
@@ -11,10 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_HUB_USER "chatd:user:"
-#define WS_HUB_GROUP "chatd:group:"
-/* "chatd:group:" and a UUID, with room to spare. */
-#define WS_HUB_CHAN_MAX 64
+#define WS_HUB_USER CHAN_USER
+#define WS_HUB_GROUP CHAN_GROUP
+#define WS_HUB_CHAN_MAX CHAN_NAME_MAX
 
 /* One channel some local connection receives. */
 struct ws_hub_node {
@@ -35,6 +36,8 @@ struct ws_hub_link {
 
 struct ws_hub {
     struct ws_bus *sub;
+    struct ws_db *db; /* for the membership re-check after a Redis outage; NULL: none */
+    int was_down;     /* Redis was lost since the last re-check */
     struct ws_hub_node **tab;
     size_t size, count;
 };
@@ -78,6 +81,9 @@ static int ws_hub_grow(struct ws_hub *h)
     return 0;
 }
 
+static void ws_hub_on_confirm(void *arg, const char *channel);
+static void ws_hub_on_state(void *arg, int up);
+
 struct ws_hub *ws_hub_new(struct ws_bus *sub)
 {
     struct ws_hub *h = calloc(1, sizeof(*h));
@@ -86,6 +92,8 @@ struct ws_hub *ws_hub_new(struct ws_bus *sub)
         return NULL;
     }
     h->sub = sub;
+    ws_bus_on_confirm(sub, ws_hub_on_confirm, h);
+    ws_bus_on_state(sub, ws_hub_on_state, h);
     return h;
 }
 
@@ -93,6 +101,8 @@ void ws_hub_free(struct ws_hub *h)
 {
     if (!h)
         return;
+    ws_bus_on_confirm(h->sub, NULL, NULL);
+    ws_bus_on_state(h->sub, NULL, NULL);
     if (h->count)
         log_warn("hub: %zu channel(s) still linked at exit", h->count);
     free(h->tab);
@@ -188,6 +198,40 @@ static void ws_hub_unlink(struct ws_hub *h, struct ws_hub_link *l)
         ws_hub_node_drop(h, n);
 }
 
+int ws_hub_confirmed(const struct ws_hub *h, const struct ws_conn *c)
+{
+    if (!ws_bus_is_up(h->sub))
+        return 1; /* nothing to wait for: sync recovers what an outage loses */
+    for (const struct ws_hub_link *l = c->links; l; l = l->cnext)
+        if (!ws_bus_confirmed(h->sub, l->node->chan))
+            return 0;
+    return 1;
+}
+
+/* Each connection on the channel that waits for its subscriptions may go on. */
+static void ws_hub_on_confirm(void *arg, const char *channel)
+{
+    struct ws_hub *h = arg;
+    struct ws_hub_node *n = *ws_hub_slot(h, channel, strlen(channel));
+    for (struct ws_hub_link *l = n ? n->head : NULL, *next; l; l = next) {
+        next = l->next;
+        if (l->c->sync)
+            ws_sync_confirmed(l->c);
+    }
+}
+
+/* Every connection that has a replay running (for the redis-down release). */
+static void ws_hub_each_sync(struct ws_hub *h, void (*fn)(struct ws_conn *))
+{
+    for (size_t i = 0; i < h->size; i++)
+        for (struct ws_hub_node *n = h->tab[i]; n; n = n->next)
+            for (struct ws_hub_link *l = n->head, *next; l; l = next) {
+                next = l->next;
+                if (l->c->sync)
+                    fn(l->c);
+            }
+}
+
 int ws_hub_add(struct ws_hub *h, struct ws_conn *c, const char *groups)
 {
     if (!ws_hub_link(h, c, WS_HUB_USER, c->user_id, strlen(c->user_id)))
@@ -214,6 +258,19 @@ static struct ws_hub_link *ws_hub_group_link(const struct ws_conn *c, const char
     if (len < 0 || (size_t)len >= sizeof(chan))
         return NULL;
     return ws_hub_find(c, chan, (size_t)len);
+}
+
+unsigned ws_hub_user_conns(const struct ws_hub *h, const char *uid)
+{
+    char chan[WS_HUB_CHAN_MAX];
+    int len = snprintf(chan, sizeof(chan), WS_HUB_USER "%s", uid);
+    if (len < 0 || (size_t)len >= sizeof(chan))
+        return 0;
+    const struct ws_hub_node *n = *ws_hub_slot(h, chan, (size_t)len);
+    unsigned count = 0;
+    for (const struct ws_hub_link *l = n ? n->head : NULL; l; l = l->next)
+        count += !l->c->close_code;
+    return count;
 }
 
 int ws_hub_in_group(const struct ws_conn *c, const char *gid)
@@ -281,14 +338,13 @@ static void ws_hub_deliver(struct ws_hub_link *l, struct ws_conn_frame *f,
     /* WS.md: typing is not echoed to the typing user's own connections. */
     if (ev->kind == WS_HUB_TYPING && ev->user_id && !strcmp(ev->user_id, c->user_id))
         return;
-    if (ev->kind == WS_HUB_MESSAGE) {
-        /* Sent by this very connection (it had its ack), replayed, or published twice. */
-        if (ws_conn_seen(c, ev->id_hash))
-            return;
-        if (c->sync) {
-            ws_sync_hold(c, f, ev->id_hash);
-            return;
-        }
+    /* Sent by this very connection (it had its ack), replayed, or published twice. */
+    if (ev->kind == WS_HUB_MESSAGE && ws_conn_seen(c, ev->id_hash))
+        return;
+    /* A replay runs (messages wait for it), or the connection is starting (everything waits). */
+    if (c->sync && (ev->kind == WS_HUB_MESSAGE || ws_sync_holds_all(c))) {
+        ws_sync_hold(c, f, ev->id_hash);
+        return;
     }
     ws_conn_push(c, f);
 }
@@ -373,4 +429,103 @@ static void ws_hub_on_msg(void *arg, const char *channel, const char *payload, s
     }
     ws_hub_route(h, n, payload, len, &ev);
     json_object_put(ev.obj);
+}
+
+void ws_hub_use_db(struct ws_hub *h, struct ws_db *db)
+{
+    h->db = db;
+}
+
+/* 1 when gid (gid_len bytes) is a word of the space-separated list groups. */
+static int ws_hub_listed(const char *groups, const char *gid, size_t gid_len)
+{
+    for (const char *g = groups; *g;) {
+        size_t n = strcspn(g, " ");
+        if (n == gid_len && !memcmp(g, gid, n))
+            return 1;
+        g += n + strspn(g + n, " ");
+    }
+    return 0;
+}
+
+/* c's groups are now exactly those of the list: unlinks the others, links the new ones. */
+static void ws_hub_resync_conn(struct ws_hub *h, struct ws_conn *c, const char *groups)
+{
+    static const size_t plen = sizeof(WS_HUB_GROUP) - 1;
+    for (struct ws_hub_link *l = c->links, *next; l; l = next) {
+        next = l->cnext;
+        const struct ws_hub_node *n = l->node;
+        if (!strncmp(n->chan, WS_HUB_GROUP, plen) &&
+            !ws_hub_listed(groups, n->chan + plen, n->len - plen)) {
+            log_info("hub: no longer a member of %s (changed while Redis was away)",
+                     n->chan + plen);
+            ws_hub_unlink(h, l);
+        }
+    }
+    if (ws_hub_add(h, c, groups) < 0)
+        log_warn("hub: out of memory re-linking groups");
+}
+
+/* One row per connected user: user_id, the space-separated ids of their groups. */
+static void ws_hub_on_members(void *arg, PGresult *res)
+{
+    struct ws_hub *h = arg;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("hub: membership re-check failed; connections keep their groups");
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        char chan[WS_HUB_CHAN_MAX];
+        if (chan_name(chan, WS_HUB_USER, PQgetvalue(res, i, 0)) < 0)
+            continue;
+        struct ws_hub_node *n = *ws_hub_slot(h, chan, strlen(chan));
+        for (struct ws_hub_link *l = n ? n->head : NULL, *next; l; l = next) {
+            next = l->next;
+            ws_hub_resync_conn(h, l->c, PQgetvalue(res, i, 1));
+        }
+    }
+    log_info("hub: memberships re-checked for %d user(s)", PQntuples(res));
+}
+
+static const char ws_hub_members_sql[] =
+    "SELECT u::text, coalesce(string_agg(gm.group_id::text, ' '), '')"
+    " FROM unnest($1::uuid[]) u LEFT JOIN group_members gm ON gm.user_id = u GROUP BY u";
+
+/*
+ * Redis is back: memberships may have changed while their events were lost
+ * (a member removed then must stop receiving the group). Reads the groups of
+ * every connected user from Postgres, as a '{id,id}' array parameter.
+ */
+static void ws_hub_recheck(struct ws_hub *h)
+{
+    static const size_t plen = sizeof(WS_HUB_USER) - 1;
+    size_t cap = 3 + h->count * 38, len = 0;
+    char *ids = h->db ? malloc(cap) : NULL;
+    if (!ids)
+        return;
+    ids[len++] = '{';
+    for (size_t i = 0; i < h->size; i++)
+        for (struct ws_hub_node *n = h->tab[i]; n; n = n->next)
+            if (!strncmp(n->chan, WS_HUB_USER, plen) && n->len - plen < 37) {
+                len += (size_t)sprintf(ids + len, "%s%.*s", len > 1 ? "," : "",
+                                       (int)(n->len - plen), n->chan + plen);
+            }
+    ids[len++] = '}';
+    ids[len] = '\0';
+    const char *params[] = {ids};
+    if (len > 2 && ws_db_query(h->db, 0, ws_hub_members_sql, 1, params, ws_hub_on_members, h) < 0)
+        log_warn("hub: membership re-check not queued (database busy)");
+    free(ids);
+}
+
+static void ws_hub_on_state(void *arg, int up)
+{
+    struct ws_hub *h = arg;
+    if (!up) { /* no confirmation is coming: connections waiting for one go on */
+        h->was_down = 1;
+        ws_hub_each_sync(h, ws_sync_confirmed);
+    } else if (h->was_down) {
+        h->was_down = 0;
+        ws_hub_recheck(h);
+    }
 }

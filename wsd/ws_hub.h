@@ -20,6 +20,9 @@ struct ws_hub;
 
 /* A hub subscribing on sub (the pub/sub ws_bus). NULL when memory is short. */
 struct ws_hub *ws_hub_new(struct ws_bus *sub);
+/* Postgres for the membership re-check after Redis comes back (see ws_hub.c). */
+struct ws_db;
+void ws_hub_use_db(struct ws_hub *h, struct ws_db *db);
 /* Frees the hub; every connection must have been removed. NULL is fine. */
 void ws_hub_free(struct ws_hub *h);
 
@@ -29,8 +32,16 @@ void ws_hub_free(struct ws_hub *h);
  * memory is short (c is then partly linked; ws_hub_remove() cleans up).
  */
 int ws_hub_add(struct ws_hub *h, struct ws_conn *c, const char *groups);
+/*
+ * 1 when Redis confirmed every channel c is linked to (or Redis is down, so
+ * there is nothing to wait for): from then on c misses no live event.
+ */
+int ws_hub_confirmed(const struct ws_hub *h, const struct ws_conn *c);
 /* Unlinks c from every channel; the last local link of a channel unsubscribes it. */
 void ws_hub_remove(struct ws_hub *h, struct ws_conn *c);
+
+/* Open connections of user uid on this instance (linked and not closing). */
+unsigned ws_hub_user_conns(const struct ws_hub *h, const char *uid);
 
 /* 1 when c receives group gid (it is a member as far as this instance knows). */
 int ws_hub_in_group(const struct ws_conn *c, const char *gid);

@@ -1,6 +1,7 @@
 #include "ws_send.h"
 
 #include "cfg.h"
+#include "chan.h"
 #include "db.h"
 #include "log.h"
 #include "ws_bus.h"
@@ -23,10 +24,6 @@ static const char ws_send_lock_sql[] = "SELECT pg_advisory_lock(" DB_LOCK_PUBLIS
 static const char ws_send_unlock_sql[] = "SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")";
 static const char ws_send_sql[] = "SELECT status, detail, pub, msg_id, msg_seq, msg_created"
                                   " FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)";
-/* fcgi's fixed window (shared/rds.c rds_incr_window), on the same key: one bucket per user. */
-static const char ws_send_rate_lua[] = "local n = redis.call('INCR', KEYS[1]) "
-                                       "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-                                       "return n";
 
 /* fcgi's Redis commands time out after a second; a hung Redis must not hold the lock longer. */
 #define WS_SEND_REDIS_MS 1000
@@ -154,11 +151,8 @@ static void ws_send_on_pub(void *arg, const struct redisReply *r)
         ws_send_maybe_free(s);
 }
 
-static void ws_send_publish1(struct ws_send *s, const char *kind, const char *id, const char *frame,
-                             size_t len)
+static void ws_send_publish1(struct ws_send *s, const char *chan, const char *frame, size_t len)
 {
-    char chan[64];
-    snprintf(chan, sizeof(chan), "%s%s", kind, id);
     if (ws_bus_publish(s->srv->cmd, chan, frame, len, ws_send_on_pub, s) < 0) {
         log_warn("bus: publish to %s failed; clients recover with sync", chan);
         return;
@@ -172,15 +166,11 @@ static void ws_send_on_timer(uv_timer_t *t);
 /* fcgi's channels (fcgi/h_messages.c msg_publish), while the lock is held. */
 static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
 {
+    char chans[2][CHAN_NAME_MAX];
+    int n = chan_conversation(chans, s->sender, s->receiver, s->group, 1);
     s->step = WS_SEND_PUBLISH;
-    if (*s->group) {
-        ws_send_publish1(s, "chatd:group:", s->group, frame, len);
-        ws_send_publish1(s, "chat:messages:", s->group, frame, len);
-    } else {
-        ws_send_publish1(s, "chatd:user:", s->receiver, frame, len);
-        if (strcmp(s->receiver, s->sender) != 0)
-            ws_send_publish1(s, "chatd:user:", s->sender, frame, len);
-    }
+    for (int i = 0; i < n; i++)
+        ws_send_publish1(s, chans[i], frame, len);
     if (s->pubs)
         uv_timer_start(&s->timer, ws_send_on_timer, WS_SEND_REDIS_MS, 0);
     else
@@ -190,7 +180,7 @@ static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
 /* The stored message: keep what the ack needs, mark it seen here, publish it. */
 static void ws_send_stored(struct ws_send *s, PGresult *res)
 {
-    static const char head[] = "{\"type\":\"message\",";
+    static const char head[] = CHAN_FRAME_MESSAGE;
     const char *pub = PQgetvalue(res, 0, 2);
     size_t plen = (size_t)PQgetlength(res, 0, 2);
     s->id = strdup(PQgetvalue(res, 0, 3));
@@ -289,7 +279,11 @@ static void ws_send_on_rate(void *arg, const struct redisReply *r)
         return;
     }
     uv_timer_stop(&s->timer);
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > cfg.rate_messages_per_10s)
+    /* chan_lua_window answers {count, ttl}: fcgi's window, on the same key (one bucket per user).
+     */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer > cfg.rate_messages_per_10s)
         ws_send_finish(s, "Too Many Requests");
     else
         ws_send_lock(s);
@@ -299,7 +293,7 @@ static void ws_send_on_rate(void *arg, const struct redisReply *r)
 static void ws_send_rate_check(struct ws_send *s)
 {
     if (cfg.rate_messages_per_10s <= 0 ||
-        ws_bus_command(s->srv->cmd, ws_send_on_rate, s, "EVAL %s 1 rl:msg:%s 10", ws_send_rate_lua,
+        ws_bus_command(s->srv->cmd, ws_send_on_rate, s, "EVAL %s 1 rl:msg:%s 10 1", chan_lua_window,
                        s->sender) < 0) {
         ws_send_lock(s);
         return;

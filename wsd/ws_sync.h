@@ -20,6 +20,25 @@ struct ws_conn_frame;
 /* The `sync` client message: {"type":"sync","since":<seq>}. Always completes at once (0). */
 int ws_sync_cmd(struct ws_conn *c, struct json_object *msg);
 
+/*
+ * The startup replay (WS.md: a connection gets every event published after
+ * its handshake). ws_sync_open() at the handshake, before c is linked to its
+ * channels: from then on every event for c is held. ws_sync_begin() once
+ * authenticated: replays above since (the client's ?since=, else the highest
+ * seq when authenticating), reads once more after Redis confirmed all of c's
+ * channels (ws_sync_confirmed), releases the held events minus the replayed
+ * ones, and calls ws_proto_done(c). quiet: no `synced` frame at the end.
+ */
+void ws_sync_open(struct ws_conn *c);
+void ws_sync_begin(struct ws_conn *c, long long since, int quiet);
+/*
+ * 1 while c's startup replay waits for authentication: every event, not only
+ * messages, is held (none may reach a user before it is known active).
+ */
+int ws_sync_holds_all(const struct ws_conn *c);
+/* One of c's channels was confirmed, or Redis went down: a waiting replay goes on. */
+void ws_sync_confirmed(struct ws_conn *c);
+
 /* Starts a replay above since (>= 0); answers an error when one is already running. */
 void ws_sync_start(struct ws_conn *c, long long since);
 

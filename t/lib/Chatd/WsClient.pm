@@ -124,10 +124,16 @@ sub start {
 #   sub ws { Chatd::WsClient->connect_user($s, @_) }     # then: my $c = ws($alice, 'alice');
 sub connect_user {
     my ($class, $s, $u, $title, %q) = @_;
-    my $c = $class->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
+    my $c = $class->open_user($s, $u, %q);
     local $Test::Builder::Level = $Test::Builder::Level + 2;
     Test::More::ok($c->sync_point, "$title connected");
     return $c;
+}
+
+# A WebSocket of user $u (from register) on stack $s, with ?since= etc. from %q.
+sub open_user {
+    my ($class, $s, $u, %q) = @_;
+    return $class->start($s->ws_url($s->ws_connect_path($u->{id}, token => $u->{token}, %q)));
 }
 
 sub frames       { $_[0]{frames} }
