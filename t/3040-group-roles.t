@@ -137,7 +137,7 @@ set_role($alice, $g3, $alice, 'member', 200, 'with no other member the last admi
 # second wait and then see the first's commit (without it both pass and the group has no admin).
 my $ua = Chatd::WsClient::ua();
 my $races = 0;
-for my $i (1 .. 8) {
+for my $i (1 .. 16) {
     my $gr = api($alice, POST => '/api/v1/groups', json => {name => "race $i", member_ids => [$bob->{id}, $carol->{id}]})->json->{id};
     set_role($alice, $gr, $_, 'admin', 200, "race $i: alice promotes $_->{name}") for $bob, $carol;
     set_role($alice, $gr, $alice, 'member', 200, "race $i: and steps down: bob and carol are the admins");
@@ -150,6 +150,6 @@ for my $i (1 .. 8) {
     is($s->psql("SELECT count(*) FROM group_members WHERE group_id = '$gr' AND role = 'admin'") + 0, 1,
         "race $i: exactly one admin is left (@codes)");
 }
-is($races, 8, 'every race: one step-down 200, the other 400');
+is($races, 16, 'every race: one step-down 200, the other 400');
 
 Chatd::Test::done();
