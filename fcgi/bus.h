@@ -17,6 +17,8 @@
  *   member_removed {"type","group_id","user_id"}  chatd:user:<user_id> and chatd:group:<group_id>
  *                  (a deleted group: on each member's user channel only, up to 5000 members)
  *   group_deleted  {"type","group_id"}            chatd:group:<group_id>
+ *   member_role_changed {"type","group_id","user_id","role"}  chatd:group:<group_id>
+ *                  (only when the role did change)
  *   online_status  {"type","user_id","is_online","last_seen"}  chatd:user:<id> of every user
  *                  who has the caller as a contact, chatd:group:<id> of every group the
  *                  caller is in (up to 5000 of each)

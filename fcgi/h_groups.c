@@ -102,6 +102,8 @@ static struct db_stmt q_member_add = DB_STMT(
     4);
 static struct db_stmt q_member_remove =
     DB_STMT("SELECT chatd_group_remove_member($1, $2, $3, $4)", 4);
+static struct db_stmt q_member_role = DB_STMT(
+    "SELECT status, changed, member::text FROM chatd_group_set_role($1, $2, $3, $4, $5)", 5);
 
 static const char *groups_super(struct req *r)
 {
@@ -344,4 +346,56 @@ int h_groups_member_remove(struct req *r)
         return req_err(r, 400, "The last admin cannot leave the group while it has other members");
     bus_members(r->a, "member_removed", groups_param(r, 0), groups_param(r, 1), 1);
     return resp_raw(r, 204, NULL, NULL, 0);
+}
+
+/* The role of PATCH .../members/{user_id}: "admin" or "member" (a Literal in the old API). */
+static int groups_role(struct req *r, const char **role)
+{
+    int rc = body_str(r, "role", 1, 20, BODY_REQUIRED, role);
+    if (!rc && strcmp(*role, "admin") && strcmp(*role, "member"))
+        rc = req_invalid(r, "body", "role", "Input should be 'admin' or 'member'", "literal_error");
+    return rc;
+}
+
+/* member_role_changed {type, group_id, user_id, role} on the group's channel. */
+static void groups_role_event(struct req *r, const char *role)
+{
+    const char *gid = groups_param(r, 0);
+    const char *ev = arena_printf(r->a,
+                                  "{\"type\":\"member_role_changed\",\"group_id\":\"%s\","
+                                  "\"user_id\":\"%s\",\"role\":\"%s\"}",
+                                  gid, groups_param(r, 1), role);
+    if (ev)
+        bus_publish(r->a, "group", gid, ev);
+}
+
+/*
+ * Admins, the creator or a superuser set a member's role. The group hears
+ * member_role_changed only when the role did change: setting the role a member
+ * already has answers 200 and publishes nothing.
+ */
+int h_groups_member_role(struct req *r)
+{
+    const char *role;
+    int rc = groups_role(r, &role);
+    if (rc)
+        return rc;
+    const char *p[] = {r->params[0], r->params[1], r->user->id, groups_super(r), role};
+    enum db_err err;
+    PGresult *res = db_run(r->a, &q_member_role, p, &err);
+    if (!res)
+        return resp_db_err(r, err);
+    const char *st = PQgetvalue(res, 0, 0);
+    if (!strcmp(st, "no_group"))
+        return req_err(r, 404, "Group not found");
+    if (!strcmp(st, "forbidden"))
+        return req_err(r, 403, "Only group admin can change roles");
+    if (!strcmp(st, "no_member"))
+        return req_err(r, 404, "Member not found");
+    if (!strcmp(st, "last_admin"))
+        return req_err(r, 400,
+                       "The last admin cannot be demoted while the group has other members");
+    if (PQgetvalue(res, 0, 1)[0] == 't')
+        groups_role_event(r, role);
+    return groups_send(r, 200, res, 0, 2);
 }

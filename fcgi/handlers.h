@@ -71,5 +71,6 @@ int h_groups_update(struct req *r);
 int h_groups_delete(struct req *r);
 int h_groups_member_add(struct req *r);
 int h_groups_member_remove(struct req *r);
+int h_groups_member_role(struct req *r);
 
 #endif

@@ -60,6 +60,8 @@ const struct route route_table[] = {
     {"POST", "/api/v1/groups/{group_id:uuid}/members", h_groups_member_add, R_AUTH, 0},
     {"DELETE", "/api/v1/groups/{group_id:uuid}/members/{user_id:uuid}", h_groups_member_remove,
      R_AUTH, 0},
+    {"PATCH", "/api/v1/groups/{group_id:uuid}/members/{user_id:uuid}", h_groups_member_role,
+     R_AUTH | R_JSON, 0},
     /* Bad names are 404 (h_upload_get checks them), not the 422 of a typed parameter. */
     {"POST", "/api/v1/upload", h_upload_create, R_AUTH | R_STREAM, 0},
     {"GET", "/api/v1/upload/{filename}", h_upload_get, 0, 0},

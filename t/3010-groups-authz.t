@@ -1,7 +1,7 @@
 # The group authorization matrix of t/data/authz-groups.tsv: role x group visibility x route ->
 # status, each case on a fresh group (API.md "Groups": admins or creator update and add, admins,
-# creator or the member themself remove, only the creator deletes, a private group is 404 to
-# outsiders; superusers may do what admins may, but not delete someone else's group).
+# creator or the member themself remove, admins or creator change roles, only the creator
+# deletes, a private group is 404 to outsiders; superusers may do what admins may, but not delete someone else's group).
 use strict;
 use warnings;
 use Test::More;
@@ -47,7 +47,8 @@ for my $c (@cases) {
         target => $u{target}{id}, victim => $u{victim}{id}, self => $u{$c->{role}}{id});
     (my $path = $c->{path}) =~ s/\{(\w+)\}/$sub{$1} \/\/ die "unknown placeholder {$1}\n"/ge;
     my $tx = $t->ua->build_tx($c->{method} => $s->url($path), $u{$c->{role}}{h},
-        $c->{method} eq 'PATCH' ? (json => {description => 'changed'}) : ());
+        $c->{method} ne 'PATCH' ? () : $path =~ m{/members/} ? (json => {role => 'admin'})
+        : (json => {description => 'changed'}));
     $t->request_ok($tx)->status_is($c->{want}, "$c->{role} $c->{vis} $c->{method} $c->{path}: $c->{want}");
 }
 
