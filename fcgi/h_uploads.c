@@ -1,5 +1,5 @@
 /*
- * Uploads (API.md "Uploads"; README.uploads.md). nginx buffers the request body (a slow
+ * Uploads (API.md "Uploads"; README "The upload path"). nginx buffers the request body (a slow
  * client never holds a worker); the worker streams it from FastCGI stdin in fixed chunks
  * through the multipart parser into a temp file in UPLOAD_DIR, sniffs its type with
  * libmagic, renames it to a random name and records it. Downloads are sent by nginx
@@ -166,7 +166,7 @@ static const char *upl_ext(struct req *r, const char *type)
 /*
  * libmagic's MIME type of the file, or NULL when the database could not be loaded. libmagic
  * reads up to 7 MiB of a file into one buffer by default: 64 KiB is plenty for the headers
- * of every allowed type and keeps a worker's memory flat (README.uploads.md, RSS figure).
+ * of every allowed type and keeps a worker's memory flat (README "Benchmarks", RSS row).
  */
 static const char *upl_sniff(const char *path)
 {
