@@ -153,6 +153,22 @@ for my $x (@full) {
 is(scalar @freed, 2, 'two uploads after the fillers were deleted');
 is($_->{code}, 201, "space freed: upload is 201 again") or diag($_->{body}) for @freed;
 
+# Out of inodes rather than bytes: the temp file cannot even be created (open: ENOSPC).
+sub inodes_used { return (split ' ', (`df --output=iused '$dir'`)[1] // '')[0] // 0 }
+sub upload_now {
+    my $t = $s->t;
+    $t->post_ok($s->url('/api/v1/upload'), $up->{auth},
+        form => {file => {content => shift, filename => 'x.png', 'Content-Type' => 'image/png'}});
+    return $t;
+}
+is(system('mount', '-o', 'remount,nr_inodes=' . inodes_used(), $dir), 0, 'UPLOAD_DIR has no inode left');
+upload_now(png_of(4096))->status_is(507, 'no inode left: 507')
+  ->json_is('/detail' => $FULL, 'no inode left: detail says the storage is full');
+is(system('mount', '-o', 'remount,nr_inodes=1000', $dir), 0, 'inodes given back');
+my $bytes = png_of(4096);
+my $again = upload_now($bytes)->status_is(201, 'inodes back: upload is 201 again')->tx->res;
+push @ok, {body => $again->body, len => length $bytes, sha => sha256_hex($bytes)};
+
 # Every 201 (before, and after, the disk was full) is whole: its row, its file, its bytes.
 my $t = $s->t;
 for my $x (@ok) {
