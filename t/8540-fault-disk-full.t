@@ -85,7 +85,7 @@ sub dir_files {
     return sort grep { $_ ne '.' && $_ ne '..' } readdir $dh;
 }
 
-sub avail { my $a = (split ' ', (`df -B1 --output=avail '$dir'`)[1] // '')[0]; return $a // 0 }
+sub avail { my $v = (split ' ', (`df -B1 --output=avail '$dir'`)[1] // '')[0]; return $v // 0 }
 
 # One upload from the fault's child process: what came back, and UPLOAD_DIR right after.
 sub upload_record {
