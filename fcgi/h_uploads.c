@@ -39,9 +39,27 @@ struct upl {
     int fd;
     char tmp[4096]; /* temp path; "" once renamed or never created */
     int in_file, got_file, over;
+    int nospace; /* UPLOAD_DIR is full (ENOSPC, EDQUOT): 507, not a transient 503 */
     long long size;
     EVP_MD_CTX *sha;
 };
+
+/* Notes why an I/O call on UPLOAD_DIR failed, so the answer can say the disk is full. */
+static void upl_io_failed(struct upl *u, const char *what)
+{
+    int e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        u->nospace = 1;
+    log_error("upload: %s %s: %s", what, u->tmp, strerror(e));
+}
+
+/* A failed write, sync or rename in UPLOAD_DIR: full disk or another storage error. */
+static int upl_storage_error(struct req *r, const struct upl *u)
+{
+    if (u->nospace)
+        return req_err(r, 507, "Not enough storage space for the upload");
+    return req_err(r, 503, "Upload storage unavailable");
+}
 
 /* Closes and removes the temp file (idempotent). */
 static void upl_discard(struct upl *u)
@@ -85,7 +103,7 @@ static int upl_on_part(void *ctx, const char *name)
         return -1;
     u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (u->fd < 0) {
-        log_error("upload: %s: %s", u->tmp, strerror(errno));
+        upl_io_failed(u, "open");
         u->tmp[0] = '\0';
         return -1;
     }
@@ -109,7 +127,7 @@ static int upl_on_data(void *ctx, const char *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            log_error("upload: write %s: %s", u->tmp, strerror(errno));
+            upl_io_failed(u, "write");
             return -1;
         }
         p += w;
@@ -210,7 +228,7 @@ static int upl_stream_error(struct req *r, const struct upl *u, int rc)
                        arena_printf(r->a, "File size exceeds maximum allowed size of %ld bytes",
                                     cfg.max_upload_size));
     if (rc == MPART_E_CALLBACK)
-        return req_err(r, 503, "Upload storage unavailable");
+        return upl_storage_error(r, u);
     return req_err(r, 400, "There was an error parsing the body");
 }
 
@@ -238,9 +256,12 @@ static int upl_store(struct req *r, struct upl *u, const char *type)
     const char *sha = upl_sha_hex(r, u);
     const char *size = arena_printf(r->a, "%lld", u->size);
     /* The bytes reach the disk before the name does: a crash never leaves a short file. */
-    if (!name || !path || !sha || !size || fdatasync(u->fd) != 0 || rename(u->tmp, path) != 0) {
-        log_error("upload: storing %s: %s", u->tmp, strerror(errno));
+    if (!name || !path || !sha || !size)
         return req_err(r, 503, "Upload storage unavailable");
+    /* Where the disk fills up with delayed allocation (ext4, xfs), fdatasync says ENOSPC. */
+    if (fdatasync(u->fd) != 0 || rename(u->tmp, path) != 0) {
+        upl_io_failed(u, "storing");
+        return upl_storage_error(r, u);
     }
     u->tmp[0] = '\0';
     const char *params[] = {r->user->id, name, type, size, sha};

@@ -63,6 +63,8 @@ static const char *resp_reason(int status)
         return "Too Many Requests";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     default:
         return status >= 500 ? "Internal Server Error" : "Error";
     }
