@@ -17,27 +17,31 @@
 
 #define MSG_CONTENT_MAX 5000
 
-static struct db_stmt q_send = DB_STMT(
-    "SELECT status, detail, msg, pub FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)", 7);
+static struct db_stmt q_send = DB_STMT("SELECT status, detail, msg, pub, msg_seq"
+                                       " FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)",
+                                       7);
+/* The stable position (schema/0015_seq_gate.sql): a statement of its own, before the page. */
+static struct db_stmt q_stable = DB_STMT_IDEM("SELECT chatd_stable_seq()", 0);
 
 /* One page, newest first; `after` pages forward from the oldest side so no message is skipped. */
 #define MSG_PAGE(where)                                                                            \
     "SELECT coalesce(json_agg(chatd_message_read(m, s, $1) ORDER BY m.seq DESC), '[]') FROM ("     \
     "  SELECT * FROM messages m WHERE " where                                                      \
     "  AND ($3::bigint IS NULL OR m.seq < $3) AND ($4::bigint IS NULL OR m.seq > $4)"              \
+    "  AND ($7::bigint IS NULL OR m.seq <= $7)"                                                    \
     "  ORDER BY CASE WHEN $4::bigint IS NULL THEN -m.seq ELSE m.seq END"                           \
     "  LIMIT $5 OFFSET $6) m JOIN users s ON s.id = m.sender_id"
 
 static struct db_stmt q_list_private = DB_STMT_IDEM(
     MSG_PAGE("m.group_id IS NULL AND least(m.sender_id, m.receiver_id) = least($1::uuid, $2::uuid)"
              " AND greatest(m.sender_id, m.receiver_id) = greatest($1::uuid, $2::uuid)"),
-    6);
+    7);
 static struct db_stmt q_list_group =
     DB_STMT_IDEM(MSG_PAGE("m.group_id = $2 AND EXISTS (SELECT 1 FROM group_members gm"
                           " WHERE gm.group_id = $2 AND gm.user_id = $1)"),
-                 6);
+                 7);
 static struct db_stmt q_list_mine =
-    DB_STMT_IDEM(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 6);
+    DB_STMT_IDEM(MSG_PAGE("(m.sender_id = $1 OR m.receiver_id = $1) AND $2::uuid IS NULL"), 7);
 static struct db_stmt q_is_member =
     DB_STMT_IDEM("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", 2);
 
@@ -68,15 +72,14 @@ static struct db_stmt q_delete =
             2);
 
 /*
- * Publishes frame to the channels of a conversation; the database stays the
- * truth (clients recover with sync). New group messages also go to the old
- * version's chat:messages:<group_id> for outside subscribers.
+ * Publishes an event about a stored message (edit, delete) to the channels of
+ * its conversation; the database stays the truth. New messages are not
+ * published here: wsd reads them from the log (msg_announce).
  */
-static void msg_publish(struct req *r, const char *receiver, const char *group, const char *frame,
-                        int legacy)
+static void msg_publish(struct req *r, const char *receiver, const char *group, const char *frame)
 {
     char chans[2][CHAN_NAME_MAX];
-    int n = chan_conversation(chans, r->user->id, receiver ? receiver : "", group, legacy);
+    int n = chan_conversation(chans, r->user->id, receiver ? receiver : "", group, 0);
     /* Once Redis failed, the rest is skipped: clients recover with sync. */
     for (int i = 0; frame && i < n && bus_fanout(r->a, chans[i], frame) == 1; i++)
         ;
@@ -119,6 +122,19 @@ static int msg_parse_send(struct req *r, const char **params)
     return 0;
 }
 
+/*
+ * After COMMIT (the statement ran alone): wakes the wsd tails, which deliver
+ * the message in seq order once every lower seq is final, and tells the old
+ * version's outside subscribers of a group message (in commit order).
+ */
+static void msg_announce(struct req *r, const char *group, const char *seq, const char *frame)
+{
+    char legacy[CHAN_NAME_MAX];
+    if (bus_fanout(r->a, CHAN_TICK, seq) == 1 && group && frame &&
+        chan_name(legacy, CHAN_LEGACY, group) > 0)
+        bus_fanout(r->a, legacy, frame);
+}
+
 int h_msg_send(struct req *r)
 {
     const char *params[7];
@@ -127,15 +143,13 @@ int h_msg_send(struct req *r)
     if (rc || (rc = msg_parse_send(r, params)))
         return rc;
     enum db_err err;
-    if (db_lock_publish(r->a, &err) < 0)
-        return resp_db_err(r, err);
     PGresult *res = db_run(r->a, &q_send, params, &err);
-    int status = res ? atoi(PQgetvalue(res, 0, 0)) : 0;
-    if (status == 201)
-        msg_publish(r, params[1], params[2], msg_frame(r, "message", PQgetvalue(res, 0, 3)), 1);
-    db_unlock_publish(r->a);
     if (!res)
         return resp_db_err(r, err);
+    int status = atoi(PQgetvalue(res, 0, 0));
+    if (status == 201)
+        msg_announce(r, params[2], PQgetvalue(res, 0, 4),
+                     msg_frame(r, "message", PQgetvalue(res, 0, 3)));
     if (status == 422)
         return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
     if (status != 201)
@@ -159,9 +173,27 @@ static int msg_list_params(struct req *r, const char **p)
     return 0;
 }
 
+/*
+ * after= pages forward: bounded by the stable position, read before the page
+ * (its own snapshot), so a seq above a hole that may still fill is never
+ * handed out as a cursor. *stable stays NULL without after=.
+ */
+static int msg_stable(struct req *r, const char *after, const char **stable)
+{
+    enum db_err err;
+    *stable = NULL;
+    if (!after)
+        return 0;
+    PGresult *res = db_run(r->a, &q_stable, NULL, &err);
+    if (!res)
+        return resp_db_err(r, err);
+    *stable = PQgetvalue(res, 0, 0);
+    return 0;
+}
+
 int h_msg_list(struct req *r)
 {
-    const char *p[6] = {r->user->id};
+    const char *p[7] = {r->user->id};
     const char *receiver, *group;
     int rc = req_query_uuid(r, "receiver_id", &receiver);
     if (!rc)
@@ -181,6 +213,8 @@ int h_msg_list(struct req *r)
         if (!PQntuples(m))
             return req_err(r, 403, "You are not a member of this group");
     }
+    if ((rc = msg_stable(r, p[3], &p[6])))
+        return rc;
     PGresult *res = db_run(r->a, q, p, &err);
     if (!res)
         return resp_db_err(r, err);
@@ -230,7 +264,7 @@ int h_msg_edit(struct req *r)
         return rc;
     const char *json = PQgetvalue(res, 0, 1);
     msg_publish(r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
-                msg_frame(r, "message_updated", PQgetvalue(res, 0, 4)), 0);
+                msg_frame(r, "message_updated", PQgetvalue(res, 0, 4)));
     return resp_raw(r, 200, "application/json", json, strlen(json));
 }
 
@@ -247,7 +281,7 @@ int h_msg_delete(struct req *r)
     const char *frame =
         arena_printf(r->a, "{\"type\":\"message_deleted\",\"id\":\"%s\",\"seq\":%s}", r->params[0],
                      PQgetvalue(res, 0, 1));
-    msg_publish(r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), frame, 0);
+    msg_publish(r, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), frame);
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 

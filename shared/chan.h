@@ -15,6 +15,12 @@
 #define CHAN_GROUP "chatd:group:"
 /* New group messages as the old version published them, for outside subscribers. */
 #define CHAN_LEGACY "chat:messages:"
+/*
+ * "A new message is committed": its seq as the payload. Every wsd instance
+ * listens and reads the message log up to the stable position (ws_tail); a
+ * lost tick only delays that read until the next poll.
+ */
+#define CHAN_TICK "chatd:tick"
 /* The control channel every wsd instance listens on. */
 #define CHAN_CTL "chatd:ctl"
 /* Room for any prefix above and a UUID, with the NUL. */

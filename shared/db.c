@@ -14,11 +14,7 @@ static char *db_url;
 static unsigned db_gen; /* bumped on every new connection: forgets prepared statements */
 static unsigned db_next_id;
 static unsigned db_req_gen; /* connection a statement of this request ran on; 0 = none yet */
-static int db_locked;       /* DB_LOCK_PUBLISH held on db_pg */
 static char db_constraint[64];
-
-static struct db_stmt db_q_lock = DB_STMT("SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")", 0);
-static struct db_stmt db_q_unlock = DB_STMT("SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")", 0);
 
 const char *db_last_constraint(void)
 {
@@ -64,7 +60,6 @@ static void db_drop(void)
     if (db_pg)
         PQfinish(db_pg);
     db_pg = NULL;
-    db_locked = 0; /* the server releases session locks with the session */
 }
 
 void db_close(void)
@@ -108,10 +103,6 @@ PGconn *db_conn(void)
 
 void db_request_start(void)
 {
-    if (db_locked) {
-        log_error("db: a request ended holding the publish lock; closing the connection");
-        db_drop();
-    }
     db_req_gen = 0;
 }
 
@@ -169,8 +160,7 @@ static PGresult *db_try(struct db_stmt *st, const char *const *params, int *retr
     PGconn *c = db_conn();
     if (!c)
         return NULL;
-    *retry = (st->flags & DB_IDEMPOTENT) && !db_locked && !db_req_gen &&
-             PQtransactionStatus(c) == PQTRANS_IDLE;
+    *retry = (st->flags & DB_IDEMPOTENT) && !db_req_gen && PQtransactionStatus(c) == PQTRANS_IDLE;
     db_req_gen = db_gen;
     PGresult *failed = db_prepare(c, st);
     if (failed)
@@ -228,26 +218,6 @@ PGresult *db_run(struct arena *a, struct db_stmt *st, const char *const *params,
     }
     *err = DB_OK;
     return r;
-}
-
-int db_lock_publish(struct arena *a, enum db_err *err)
-{
-    if (!db_run(a, &db_q_lock, NULL, err))
-        return -1;
-    db_locked = 1;
-    return 0;
-}
-
-void db_unlock_publish(struct arena *a)
-{
-    if (!db_locked)
-        return;
-    enum db_err err;
-    if (!db_run(a, &db_q_unlock, NULL, &err)) {
-        log_error("db: releasing the publish lock failed; closing the connection");
-        db_drop();
-    }
-    db_locked = 0;
 }
 
 int db_exec_simple(const char *sql)

@@ -5,13 +5,6 @@
 
 struct arena;
 
-/*
- * Session advisory lock held from a message INSERT to its PUBLISH, by every
- * publisher (fcgi and wsd): seq order = commit order = publish order, so a
- * client's highest seen seq is a true watermark for sync (README "Ordering").
- */
-#define DB_LOCK_PUBLISH "7001"
-
 /* Error classes of a failed query, by SQLSTATE (db_errclass). */
 enum db_err {
     DB_OK = 0,
@@ -75,8 +68,7 @@ PGconn *db_connect(const char *url, int async);
 
 /*
  * Marks the start of a request (fcgi, before its first statement): the
- * connection may be replaced until a statement runs. A publish lock still held
- * from an earlier request (a bug) is dropped with the connection, loudly.
+ * connection may be replaced until a statement runs.
  */
 void db_request_start(void);
 
@@ -85,21 +77,11 @@ void db_request_start(void);
  * result is cleared at the next arena_reset. Returns NULL on failure and
  * sets *err (never NULL on success: *err = DB_OK). Only a DB_IDEMPOTENT
  * statement is retried on a fresh connection after the old one broke under
- * it, and never inside a transaction, while the publish lock is held, or
- * once an earlier statement of the request ran (*err = DB_UNAVAILABLE).
+ * it, and never inside a transaction or once an earlier statement of the
+ * request ran (*err = DB_UNAVAILABLE).
  */
 PGresult *db_run(struct arena *a, struct db_stmt *st, const char *const *params, enum db_err *err);
 
-/*
- * Takes DB_LOCK_PUBLISH on this process's connection (waits at most
- * lock_timeout: DB_TIMEOUT). Returns 0, or -1 with *err set.
- */
-int db_lock_publish(struct arena *a, enum db_err *err);
-/*
- * Releases it. When the release fails on a live connection the connection is
- * closed, which releases every session lock: the lock never stays held.
- */
-void db_unlock_publish(struct arena *a);
 /* Unprepared, parameterless SQL (BEGIN, COMMIT, health checks). */
 int db_exec_simple(const char *sql);
 

@@ -13,6 +13,7 @@
 #include "ws_presence.h"
 #include "ws_proto.h"
 #include "ws_srv.h"
+#include "ws_tail.h"
 
 #include <libwebsockets.h>
 #include <netdb.h>
@@ -40,6 +41,7 @@ struct main_state {
     unsigned flush_pending; /* barrier replies awaited */
     int parts_stopped;
     int destroyed;
+    long long tail_pos; /* the stable position read at start-up: where the tail begins */
 };
 
 static struct main_state main_st;
@@ -73,6 +75,7 @@ static void main_stop_parts(struct main_state *m)
     /* Commands first: a send waiting for its PUBLISH then queues its unlock before the lanes go. */
     if (srv->cmd)
         ws_bus_stop(srv->cmd);
+    ws_tail_stop(srv->tail);
     if (srv->db)
         ws_db_stop(srv->db);
     if (srv->sub)
@@ -274,7 +277,8 @@ static int main_parts(struct main_state *m)
     if (srv->hub)
         ws_hub_use_db(srv->hub, srv->db);
     srv->presence = srv->cmd && srv->db ? ws_presence_new(&m->loop, srv->cmd, srv->db) : NULL;
-    if (!srv->sub || !srv->cmd || !srv->db || !srv->hub || !srv->presence ||
+    srv->tail = srv->hub ? ws_tail_new(srv, cfg.database_url, m->tail_pos) : NULL;
+    if (!srv->sub || !srv->cmd || !srv->db || !srv->hub || !srv->presence || !srv->tail ||
         ws_bus_subscribe(srv->sub, WS_BUS_CTL_CHANNEL, ws_proto_on_ctl, NULL) < 0) {
         log_error("out of memory");
         return -1;
@@ -305,6 +309,7 @@ static void main_finish(struct main_state *m)
     main_stop_parts(m);
     main_close_loop(&m->loop);
     ws_presence_free(srv->presence);
+    ws_tail_free(srv->tail);
     ws_hub_free(srv->hub);
     ws_db_free(srv->db);
     ws_bus_free(srv->cmd);
@@ -348,6 +353,12 @@ int main(int argc, char **argv)
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
     signal(SIGPIPE, SIG_IGN); /* hiredis write()s to a socket Redis may have closed */
     lws_set_log_level(LLL_ERR | LLL_WARN, main_lws_log);
+    /* Before any client (and before the signal handlers: a TERM while Postgres is away ends it). */
+    if ((m->tail_pos = ws_tail_initial(cfg.database_url)) < 0) {
+        log_error("out of memory");
+        cfg_free();
+        return 1;
+    }
     uv_loop_init(&m->loop);
     rc = main_start(m) < 0 ? 1 : 0;
     if (rc) {

@@ -11,6 +11,7 @@
 #include "ws_proto.h"
 #include "ws_srv.h"
 #include "ws_sync.h"
+#include "ws_tail.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -28,16 +29,10 @@
 /*
  * Handshake and `auth` frame alike: $1 user, $2 sid (NULL without one), $3
  * iat; the sid and $4 (exp) come back so the callback applies exactly what
- * the database approved. The sixth column is the startup replay's watermark
- * (ws_sync_begin), handshake only ($5, µs since the epoch; NULL for `auth`):
- * the highest seq of the messages created before the handshake, not of those
- * committed before this query runs, which may come later than a message
- * published right after the handshake.
+ * the database approved.
  */
-static const char ws_auth_sql[] =
-    "SELECT w.is_active, w.session_ok, w.groups, $2::uuid::text, $4::bigint,"
-    " CASE WHEN $5::float8 IS NULL THEN 0 ELSE (SELECT coalesce(max(seq), 0) FROM messages"
-    " WHERE created_at < to_timestamp($5::float8 / 1e6)) END FROM chatd_ws_user($1, $2, $3) w";
+static const char ws_auth_sql[] = "SELECT w.is_active, w.session_ok, w.groups, $2::uuid::text,"
+                                  " $4::bigint FROM chatd_ws_user($1, $2, $3) w";
 /* The longest an `auth` frame's token may be (the handshake's query argument limit). */
 #define WS_AUTH_TOKEN_MAX WS_AUTH_ARG_MAX
 
@@ -190,15 +185,13 @@ static const char *ws_auth_check_token(struct lws *wsi, const char *user, struct
 }
 
 /* Asks Postgres whether the token of claims may (still) speak for c's user. */
-static int ws_auth_query(struct ws_conn *c, const struct tok_claims *claims, const char *opened,
-                         ws_conn_db_fn *fn)
+static int ws_auth_query(struct ws_conn *c, const struct tok_claims *claims, ws_conn_db_fn *fn)
 {
     char iat[24], exp[24];
     snprintf(iat, sizeof(iat), "%ld", claims->iat);
     snprintf(exp, sizeof(exp), "%ld", claims->exp);
-    const char *params[] = {c->user_id, str_is_uuid(claims->sid) ? claims->sid : NULL, iat, exp,
-                            opened};
-    return ws_conn_query(c, ws_auth_sql, 5, params, fn);
+    const char *params[] = {c->user_id, str_is_uuid(claims->sid) ? claims->sid : NULL, iat, exp};
+    return ws_conn_query(c, ws_auth_sql, 4, params, fn);
 }
 
 /*
@@ -253,15 +246,17 @@ static void ws_auth_on_user(struct ws_conn *c, PGresult *res)
     if (c->since == -2)
         ws_conn_error(c, "since must be a non-negative integer", NULL);
     /* The client's messages wait for the startup replay: it calls ws_proto_done(). */
-    long long mark = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-    ws_sync_begin(c, c->since >= 0 ? c->since : mark, c->since < 0);
+    ws_sync_begin(c, c->since >= 0 ? c->since : c->tail0, c->since < 0);
 }
 
 /*
  * Before the first query: c holds every event from now on (ws_sync_open) and
  * its user's channel is subscribed at once, so what is published while it
  * authenticates is either held or replayed (WS.md: nothing after the handshake
- * is lost).
+ * is lost). The mark is the tail's position as c joins the local routing:
+ * every message above it reaches c live or through the startup replay, which
+ * reads up to a stable position at least as high as the tail's when c's
+ * groups are linked (README "The message path without a deployment-wide lock").
  */
 static const char *ws_auth_link(struct ws_conn *c)
 {
@@ -272,6 +267,7 @@ static const char *ws_auth_link(struct ws_conn *c)
     ws_sync_open(c);
     if (!c->sync || ws_hub_add(srv->hub, c, NULL) < 0)
         return "Out of memory";
+    c->tail0 = ws_tail_pos(srv->tail);
     ws_bus_flush(srv->sub);
     return NULL;
 }
@@ -279,9 +275,6 @@ static const char *ws_auth_link(struct ws_conn *c)
 void ws_auth_start(struct ws_conn *c)
 {
     struct lws *wsi = c->wsi;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    c->opened_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
     c->busy = 1;
     ws_auth_request_id(wsi, c->req_id, sizeof(c->req_id));
     if (ws_auth_path_user(wsi, c->user_id) < 0) {
@@ -301,9 +294,7 @@ void ws_auth_start(struct ws_conn *c)
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return;
     }
-    char opened[32];
-    snprintf(opened, sizeof(opened), "%lld", c->opened_us);
-    if (ws_auth_query(c, &claims, opened, ws_auth_on_user) < 0)
+    if (ws_auth_query(c, &claims, ws_auth_on_user) < 0)
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Server busy");
 }
 
@@ -345,7 +336,7 @@ int ws_auth_cmd(struct ws_conn *c, struct json_object *msg)
         ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return 0;
     }
-    if (ws_auth_query(c, &claims, NULL, ws_auth_on_renew) < 0) {
+    if (ws_auth_query(c, &claims, ws_auth_on_renew) < 0) {
         ws_conn_error(c, "Server busy", NULL);
         return 0;
     }

@@ -66,7 +66,7 @@ struct ws_conn {
     char req_id[65];             /* X-Request-Id from nginx, for the logs */
     unsigned lane;               /* Postgres lane of this user: their jobs stay in order */
     long long since;             /* ?since= to replay once authenticated; -1 none, -2 invalid */
-    long long opened_us;         /* wall clock at the handshake, µs: the startup replay's mark */
+    long long tail0;             /* the tail position at the handshake: the replay mark */
     int ready;                   /* authenticated, subscribed, counted online */
     int busy;                    /* a command is in flight: later messages wait */
     int running;                 /* inside ws_proto_resume() */

@@ -431,6 +431,11 @@ static void ws_hub_on_msg(void *arg, const char *channel, const char *payload, s
     json_object_put(ev.obj);
 }
 
+void ws_hub_route_local(struct ws_hub *h, const char *channel, const char *frame, size_t len)
+{
+    ws_hub_on_msg(h, channel, frame, len);
+}
+
 void ws_hub_use_db(struct ws_hub *h, struct ws_db *db)
 {
     h->db = db;

@@ -50,6 +50,14 @@ int ws_hub_join(struct ws_hub *h, struct ws_conn *c, const char *gid);
 /* leave_group: c stops receiving gid's events; its other connections are not affected. */
 void ws_hub_leave(struct ws_conn *c, const char *gid);
 
+/*
+ * A frame that did not come from Redis (ws_tail: a message read from the
+ * log), delivered to the local connections of channel exactly as a payload
+ * published there: the same per-connection dedup of seen ids and the same
+ * hold while a replay runs. A channel no local connection is on is a no-op.
+ */
+void ws_hub_route_local(struct ws_hub *h, const char *channel, const char *frame, size_t len);
+
 /* Number of channels the hub holds (for logs and tests). */
 size_t ws_hub_count(const struct ws_hub *h);
 

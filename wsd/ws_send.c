@@ -20,34 +20,26 @@
 #define WS_SEND_CONTENT_MAX 5000
 #define WS_SEND_CLIENT_ID_MAX 100
 
-static const char ws_send_lock_sql[] = "SELECT pg_advisory_lock(" DB_LOCK_PUBLISH ")";
-static const char ws_send_unlock_sql[] = "SELECT pg_advisory_unlock(" DB_LOCK_PUBLISH ")";
 static const char ws_send_sql[] = "SELECT status, detail, pub, msg_id, msg_seq, msg_created"
                                   " FROM chatd_message_send($1, $2, $3, $4, $5, $6, $7)";
 
-/* fcgi's Redis commands time out after a second; a hung Redis must not hold the lock longer. */
+/* fcgi's Redis commands time out after a second: the rate check waits no longer. */
 #define WS_SEND_REDIS_MS 1000
 
 enum ws_send_step {
-    WS_SEND_RATE,    /* the rate-limit counter is on its way */
-    WS_SEND_STORE,   /* lock, then INSERT, on the user's lane */
-    WS_SEND_PUBLISH, /* PUBLISH replies awaited, the lock held */
-    WS_SEND_DONE,    /* answered; s waits for late Redis replies, then goes */
+    WS_SEND_RATE,  /* the rate-limit counter is on its way */
+    WS_SEND_STORE, /* chatd_message_send on the user's lane (it commits alone) */
+    WS_SEND_DONE,  /* answered; s waits for late Redis replies, then goes */
 };
 
-/*
- * One send in flight. It lives on when its connection closes: a lock taken
- * must be released on the same lane, whatever happens to the client.
- */
+/* One send in flight; it lives on when its connection closes, until Redis has answered. */
 struct ws_send {
     struct ws_srv *srv;
     struct ws_conn_ticket *t;
-    uv_timer_t timer; /* bounds each wait on Redis */
+    uv_timer_t timer; /* bounds the wait on the rate check */
     enum ws_send_step step;
     unsigned replies; /* Redis replies still to come (any step) */
-    unsigned pubs;    /* PUBLISH replies still to come */
     unsigned lane;
-    unsigned gen;                  /* the lane's connection that holds the lock; 0 = not locked */
     struct json_object *client_id; /* string or null (a reference) */
     char sender[37], receiver[37], group[37];
     char *content, *media_url, *media_type;
@@ -71,24 +63,11 @@ static void ws_send_on_closed(uv_handle_t *h)
     ws_send_free(h->data);
 }
 
-/* Once answered, unlocked, and no Redis callback can come any more. */
+/* Once answered and no Redis callback can come any more. */
 static void ws_send_maybe_free(struct ws_send *s)
 {
-    if (s->step == WS_SEND_DONE && s->replies == 0 && !s->gen)
+    if (s->step == WS_SEND_DONE && s->replies == 0)
         uv_close((uv_handle_t *)&s->timer, ws_send_on_closed);
-}
-
-static void ws_send_on_unlock(void *arg, PGresult *res)
-{
-    struct ws_send *s = arg;
-    /* NULL: the connection, and the session lock with it, is already gone. */
-    if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("ws: releasing the publish lock failed (SQLSTATE %s); resetting the lane",
-                  PQresultErrorField(res, PG_DIAG_SQLSTATE));
-        ws_db_reset(s->srv->db, s->lane);
-    }
-    s->gen = 0;
-    ws_send_maybe_free(s);
 }
 
 /* The WS error for a failed statement, by db_errclass on its SQLSTATE (NULL: none). */
@@ -118,15 +97,11 @@ static void ws_send_ack(struct ws_send *s, struct ws_conn *c)
     ws_conn_send_json(c, o);
 }
 
-/* Releases the lock, answers the client (ack when error is NULL), lets its next message run. */
+/* Answers the client (ack when error is NULL), lets its next message run. */
 static void ws_send_finish(struct ws_send *s, const char *error)
 {
     s->step = WS_SEND_DONE;
     uv_timer_stop(&s->timer);
-    /* Past the queue cap, on the locking session only; failing that, the lane is reset. */
-    if (s->gen && ws_db_query_on(s->srv->db, s->lane, s->gen, ws_send_unlock_sql, 0, NULL,
-                                 ws_send_on_unlock, s) < 0)
-        s->gen = 0;
     struct ws_conn *c = ws_conn_ticket_take(s->t);
     if (c) {
         if (error)
@@ -144,40 +119,24 @@ static void ws_send_on_pub(void *arg, const struct redisReply *r)
     struct ws_send *s = arg;
     s->replies--;
     if (!r)
-        log_warn("bus: a message event was not published; clients recover with sync");
-    if (s->step == WS_SEND_PUBLISH && --s->pubs == 0)
-        ws_send_finish(s, NULL);
-    else
-        ws_send_maybe_free(s);
+        log_warn("bus: a tick was not published; the tails read on their timer");
+    ws_send_maybe_free(s);
 }
 
-static void ws_send_publish1(struct ws_send *s, const char *chan, const char *frame, size_t len)
+static void ws_send_publish1(struct ws_send *s, const char *chan, const char *payload, size_t len)
 {
-    if (ws_bus_publish(s->srv->cmd, chan, frame, len, ws_send_on_pub, s) < 0) {
-        log_warn("bus: publish to %s failed; clients recover with sync", chan);
+    if (ws_bus_publish(s->srv->cmd, chan, payload, len, ws_send_on_pub, s) < 0) {
+        log_warn("bus: publish to %s failed; the tails read on their timer", chan);
         return;
     }
-    s->pubs++;
     s->replies++;
 }
 
-static void ws_send_on_timer(uv_timer_t *t);
-
-/* fcgi's channels (fcgi/h_messages.c msg_publish), while the lock is held. */
-static void ws_send_publish(struct ws_send *s, const char *frame, size_t len)
-{
-    char chans[2][CHAN_NAME_MAX];
-    int n = chan_conversation(chans, s->sender, s->receiver, s->group, 1);
-    s->step = WS_SEND_PUBLISH;
-    for (int i = 0; i < n; i++)
-        ws_send_publish1(s, chans[i], frame, len);
-    if (s->pubs)
-        uv_timer_start(&s->timer, ws_send_on_timer, WS_SEND_REDIS_MS, 0);
-    else
-        ws_send_finish(s, NULL);
-}
-
-/* The stored message: keep what the ack needs, mark it seen here, publish it. */
+/*
+ * Committed: wakes the tails (the message reaches every connection, this
+ * instance's too, from the log), tells the old version's outside subscribers
+ * of a group message, and acks without waiting for Redis.
+ */
 static void ws_send_stored(struct ws_send *s, PGresult *res)
 {
     static const char head[] = CHAN_FRAME_MESSAGE;
@@ -186,26 +145,29 @@ static void ws_send_stored(struct ws_send *s, PGresult *res)
     s->id = strdup(PQgetvalue(res, 0, 3));
     s->seq = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     s->created = strdup(PQgetvalue(res, 0, 5));
-    char *frame = plen > 1 ? malloc(sizeof(head) + plen) : NULL;
-    if (!s->id || !s->created || !frame) {
-        free(frame);
+    if (!s->id || !s->created) {
         ws_send_finish(s, "Out of memory");
         return;
     }
-    memcpy(frame, head, sizeof(head) - 1);
-    memcpy(frame + sizeof(head) - 1, pub + 1, plen - 1);
-    /* Before the PUBLISH: the copy Redis brings back to this connection is dropped. */
+    /* Before the tail can route it: the copy it brings to this connection is dropped. */
     if (s->t->c)
         ws_conn_seen_add(s->t->c, ws_conn_hash(s->id, strlen(s->id)));
-    ws_send_publish(s, frame, sizeof(head) - 1 + plen - 1);
+    ws_send_publish1(s, CHAN_TICK, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4));
+    char legacy[CHAN_NAME_MAX];
+    char *frame = *s->group && plen > 1 ? malloc(sizeof(head) + plen) : NULL;
+    if (frame && chan_name(legacy, CHAN_LEGACY, s->group) > 0) {
+        memcpy(frame, head, sizeof(head) - 1);
+        memcpy(frame + sizeof(head) - 1, pub + 1, plen - 1);
+        ws_send_publish1(s, legacy, frame, sizeof(head) - 1 + plen - 1);
+    }
     free(frame);
+    ws_send_finish(s, NULL);
 }
 
 static void ws_send_on_send(void *arg, PGresult *res)
 {
     struct ws_send *s = arg;
     if (!res) {
-        s->gen = 0; /* the connection died, and the session lock with it */
         ws_send_finish(s, "Database unavailable");
         return;
     }
@@ -224,19 +186,10 @@ static void ws_send_on_send(void *arg, PGresult *res)
     ws_send_stored(s, res);
 }
 
-/*
- * The lock is ours: store, on the same session only (a lost lock stores
- * nothing), and past the queue cap (the lock is held: no refusal may split
- * lock, insert and unlock).
- */
-static void ws_send_on_lock(void *arg, PGresult *res)
+/* Stores on the user's lane, so one user's sends are stored in the order they were sent. */
+static void ws_send_store(struct ws_send *s)
 {
-    struct ws_send *s = arg;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ws_send_finish(s, ws_send_db_error(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL));
-        return;
-    }
-    s->gen = ws_db_gen(s->srv->db, s->lane);
+    s->step = WS_SEND_STORE;
     const char *params[] = {s->sender,
                             *s->receiver ? s->receiver : NULL,
                             *s->group ? s->group : NULL,
@@ -244,17 +197,7 @@ static void ws_send_on_lock(void *arg, PGresult *res)
                             s->media_url,
                             s->media_type,
                             cfg.public_url};
-    if (ws_db_query_on(s->srv->db, s->lane, s->gen, ws_send_sql, 7, params, ws_send_on_send, s) <
-        0) {
-        s->gen = 0; /* the lane was reset: the lock is gone */
-        ws_send_finish(s, "Server busy");
-    }
-}
-
-static void ws_send_lock(struct ws_send *s)
-{
-    s->step = WS_SEND_STORE;
-    if (ws_db_query(s->srv->db, s->lane, ws_send_lock_sql, 0, NULL, ws_send_on_lock, s) < 0)
+    if (ws_db_query(s->srv->db, s->lane, ws_send_sql, 7, params, ws_send_on_send, s) < 0)
         ws_send_finish(s, "Server busy");
 }
 
@@ -263,10 +206,7 @@ static void ws_send_on_timer(uv_timer_t *t)
     struct ws_send *s = t->data;
     if (s->step == WS_SEND_RATE) {
         log_warn("rate limit: redis did not answer, letting a message through");
-        ws_send_lock(s);
-    } else if (s->step == WS_SEND_PUBLISH) {
-        log_warn("bus: publish timed out; clients recover with sync");
-        ws_send_finish(s, NULL);
+        ws_send_store(s);
     }
 }
 
@@ -286,7 +226,7 @@ static void ws_send_on_rate(void *arg, const struct redisReply *r)
         r->element[0]->integer > cfg.rate_messages_per_10s)
         ws_send_finish(s, "Too Many Requests");
     else
-        ws_send_lock(s);
+        ws_send_store(s);
 }
 
 /* RATE_LIMIT_MESSAGES_PER_10S, shared with REST; Redis down lets the message through, as fcgi. */
@@ -295,7 +235,7 @@ static void ws_send_rate_check(struct ws_send *s)
     if (cfg.rate_messages_per_10s <= 0 ||
         ws_bus_command(s->srv->cmd, ws_send_on_rate, s, "EVAL %s 1 rl:msg:%s 10 1", chan_lua_window,
                        s->sender) < 0) {
-        ws_send_lock(s);
+        ws_send_store(s);
         return;
     }
     s->replies++;

@@ -14,6 +14,7 @@ struct ws_srv {
     struct ws_db *db;             /* Postgres lanes */
     struct ws_hub *hub;           /* local connections by user and group */
     struct ws_presence *presence; /* NULL only while starting */
+    struct ws_tail *tail;         /* reads new messages from the log (ws_tail) */
 };
 
 #endif

@@ -7,6 +7,7 @@
 #include "ws_hub.h"
 #include "ws_proto.h"
 #include "ws_srv.h"
+#include "ws_tail.h"
 
 #include <json-c/json.h>
 #include <libwebsockets.h>
@@ -35,9 +36,14 @@
 
 /*
  * One batch: at most WS_SYNC_BATCH rows and about cfg.wsd_sync_batch_bytes of
- * them (at least one row); `more` tells that the batch was cut.
+ * them (at least one row); `more` tells that the batch was cut. Bounded by
+ * $5, the instance's tail position: every seq up to it is final, and every
+ * message above it reaches c live (held while the replay runs), so replay
+ * and live traffic are one stream in seq order, with no overlap for the
+ * seen-ids ring to catch (schema/0015_seq_gate.sql, chatd_sync_upto).
  */
-static const char ws_sync_sql[] = "SELECT seq, id, msg, more FROM chatd_sync($1, $2, $3, $4)";
+static const char ws_sync_sql[] =
+    "SELECT seq, id, msg, more FROM chatd_sync_upto($1, $2, $5, $3, $4)";
 
 struct ws_sync_live {
     struct ws_conn_frame *f; /* NULL once the replay sent the same message */
@@ -287,16 +293,17 @@ static void ws_sync_on_batch(struct ws_conn *c, PGresult *res)
 
 static void ws_sync_query(struct ws_conn *c)
 {
-    char since[32], limit[16], bytes[16];
+    char since[32], limit[16], bytes[16], upto[32];
     struct ws_sync *s = c->sync;
     snprintf(since, sizeof(since), "%lld", s->last);
     snprintf(limit, sizeof(limit), "%d", WS_SYNC_BATCH);
     snprintf(bytes, sizeof(bytes), "%d", cfg.wsd_sync_batch_bytes);
-    const char *params[] = {c->user_id, since, limit, bytes};
+    snprintf(upto, sizeof(upto), "%lld", ws_tail_pos(c->srv->tail));
+    const char *params[] = {c->user_id, since, limit, bytes, upto};
     /* After the confirmation, whatever this batch misses comes live: nothing falls between. */
     s->confirmed_read = !s->startup || s->gave_up || ws_hub_confirmed(c->srv->hub, c);
     s->querying = 1;
-    if (ws_conn_query(c, ws_sync_sql, 4, params, ws_sync_on_batch) < 0) {
+    if (ws_conn_query(c, ws_sync_sql, 5, params, ws_sync_on_batch) < 0) {
         s->querying = 0;
         ws_sync_end(c, 0);
     }

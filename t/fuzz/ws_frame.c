@@ -31,24 +31,25 @@ static void wf_set_timeout(struct lws *wsi, enum pending_timeout reason, int sec
 static void wf_set_timer_usecs(struct lws *wsi, lws_usec_t usecs);
 static int wf_db_query(struct ws_db *d, unsigned lane, const char *sql, int nparams,
                        const char *const *params, ws_db_fn *fn, void *arg);
-static int wf_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql,
-                          int nparams, const char *const *params, ws_db_fn *fn, void *arg);
-static unsigned wf_db_gen(const struct ws_db *d, unsigned lane);
-static void wf_db_reset(struct ws_db *d, unsigned lane);
 static int wf_bus_command(struct ws_bus *b, ws_bus_reply_fn *fn, void *arg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int wf_bus_publish(struct ws_bus *b, const char *channel, const char *payload, size_t len,
                           ws_bus_reply_fn *fn, void *arg);
+struct ws_tail;
+/* No tail runs here: replays are bounded by a fixed position. */
+static long long wf_tail_pos(const struct ws_tail *t)
+{
+    (void)t;
+    return 1000;
+}
 
 #define lws_callback_on_writable wf_on_writable
 #define lws_set_timeout wf_set_timeout
 #define lws_set_timer_usecs wf_set_timer_usecs
 #define ws_db_query wf_db_query
-#define ws_db_query_on wf_db_query_on
-#define ws_db_gen wf_db_gen
-#define ws_db_reset wf_db_reset
 #define ws_bus_command wf_bus_command
 #define ws_bus_publish wf_bus_publish
+#define ws_tail_pos wf_tail_pos
 #include "../../wsd/ws_cmd.c"
 #include "../../wsd/ws_conn.c"
 #include "../../wsd/ws_proto.c"
@@ -58,11 +59,9 @@ static int wf_bus_publish(struct ws_bus *b, const char *channel, const char *pay
 #undef lws_set_timeout
 #undef lws_set_timer_usecs
 #undef ws_db_query
-#undef ws_db_query_on
-#undef ws_db_gen
-#undef ws_db_reset
 #undef ws_bus_command
 #undef ws_bus_publish
+#undef ws_tail_pos
 
 /* How the fake Postgres and Redis answer this input. */
 enum wf_mode {
@@ -125,27 +124,6 @@ static int wf_db_query(struct ws_db *d, unsigned lane, const char *sql, int npar
         if (params[i]) /* each parameter is a readable C string (ASan checks the bytes) */
             FUZZ_CHECK(strlen(params[i]) <= WS_CONN_MAX_MSG);
     return wf_queue(fn, NULL, arg);
-}
-
-/* Jobs tied to the session of a lock: the same fake lane, one connection forever. */
-static int wf_db_query_on(struct ws_db *d, unsigned lane, unsigned gen, const char *sql,
-                          int nparams, const char *const *params, ws_db_fn *fn, void *arg)
-{
-    FUZZ_CHECK(gen == 1);
-    return wf_db_query(d, lane, sql, nparams, params, fn, arg);
-}
-
-static unsigned wf_db_gen(const struct ws_db *d, unsigned lane)
-{
-    (void)d;
-    (void)lane;
-    return 1;
-}
-
-static void wf_db_reset(struct ws_db *d, unsigned lane)
-{
-    (void)d;
-    (void)lane;
 }
 
 static int wf_bus_command(struct ws_bus *b, ws_bus_reply_fn *fn, void *arg, const char *fmt, ...)
