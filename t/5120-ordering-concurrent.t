@@ -71,10 +71,12 @@ my @senders = map { Chatd::WsClient->open_user($s, $_) } @u;
 ok(!grep({ !$_->sync_point } @senders), 'six sending sockets');
 my %pending;    # "user/client_id" => [audience, content]
 my @acked_upto = (0) x @u;
+my @next_ws = (0) x @u;    # WS.md: at most 50 client messages per connection in 10 s
 sub ws_send {
     my $i = shift;
     my $c = $senders[$i];
-    return if grep { m{^$i/} } keys %pending;
+    return if time < $next_ws[$i] || grep { m{^$i/} } keys %pending;
+    $next_ws[$i] = time + 0.25;
     my ($body, @aud) = target($i);
     my $cid = 'c' . ++$n;
     $pending{"$i/$cid"} = [[@aud], "ws $cid"];
@@ -98,12 +100,12 @@ my @got = map { [] } @u;
 my @recv = map { Chatd::WsClient->open_user($s, $_) } @u;
 ok(!grep({ !$_->sync_point } @recv), 'six receiving sockets');
 my $rotations = 0;
-sub watermark { my $i = shift; return max(0, map { $_->{seq} } @{$got[$i]}, grep { $_->{type} eq 'message' } @{$recv[$i]->frames}) }
+# The highest seq the user saw, once the old connection is closed (nothing arrives after it).
 sub rotate {
     my $i = shift;
-    my $w = watermark($i);
     $recv[$i]->close;
     push @{$got[$i]}, grep { $_->{type} eq 'message' } @{$recv[$i]->frames};
+    my $w = max(0, map { $_->{seq} } @{$got[$i]});
     $recv[$i] = Chatd::WsClient->open_user($s, $u[$i], since => $w);
     $rotations++;
 }
@@ -120,7 +122,9 @@ while (time < $end) {
     Chatd::WsClient::wait_until(sub { 0 }, 0.05);
     collect_acks();
 }
-ok(Chatd::WsClient::wait_until(sub { collect_acks(); !$rest_inflight && !%pending }, 60), 'every send was answered');
+ok(Chatd::WsClient::wait_until(sub { collect_acks(); !$rest_inflight && !%pending }, 60), 'every send was answered')
+  or diag(explain {rest_inflight => $rest_inflight, pending => [keys %pending],
+                   open => [map { $_->is_open ? 1 : $_->close_reason } @senders]});
 is($errors, 0, 'no send failed');
 cmp_ok(scalar keys %sent, '>=', 100, scalar(keys %sent) . " messages acknowledged, $rotations reconnects");
 
