@@ -9,6 +9,7 @@
  *   wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N] [-R RATE] [-d SECS]
  *   wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N] [-R RATE] [-d SECS]
  * and for all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]
+ *              [-b BINDS] [-N]
  *
  * Every mode first opens N connections (at most INFLIGHT handshakes at a
  * time); each sends {"type":"ping"} and waits for its pong, which also proves
@@ -30,7 +31,8 @@
  *          its members: deliveries per second and their latency.
  * Before measuring, send, latency and fanout wait until the connections have
  * received nothing for 1 s (at most 30 s): the presence events a thousand
- * members coming online cause are not the traffic measured. They end with
+ * members coming online cause are not the traffic measured (-S: at most
+ * SETTLE_MAX_SECS, 30 by default). They end with
  *   result rate=<per s> p50_ms=.. p99_ms=.. count=.. expected=.. errors=..
  *          secs=.. settle_s=.. settle_frames=..
  * and exit 3, printing why, when the server does not do what they measure
@@ -38,6 +40,17 @@
  *
  * TOKENS is a file of "user_id token" lines; connection i uses line i modulo
  * their count and the path PATH_PREFIX<user_id>?token=<token> (WS.md).
+ *
+ * -N measures nchan, the peer of idle and fanout: connections are ready once
+ * open (nchan answers no ping), and the poster sends the same JSON body,
+ * {"content":"wsload <us>","type":"message"}, to nchan's /pub/GROUP_ID (the
+ * subscribers use -P /sub/ and a TOKENS line "GROUP_ID -"). -b BINDS spreads
+ * the connections over the source addresses 127.0.0.2 .. 127.0.0.(1+BINDS):
+ * one address reaches one port with at most ~28,000 ephemeral ports.
+ *
+ * The result line also says how many connections the server closed during
+ * the run (closed=) and the CPU wsload itself used (client_cpu=, in cores),
+ * so that a rate limited by the client is seen as such.
  */
 #include <libwebsockets.h>
 
@@ -47,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "wsload.h"
@@ -54,10 +68,16 @@
 #define WL_TICK_US (100 * LWS_US_PER_MS)
 #define WL_SEND_GAP_US (210 * LWS_US_PER_MS)
 /* After ready: subscriptions land and connect-time events (presence) drain. */
-#define WL_QUIET_US (1000 * LWS_US_PER_MS)     /* settled: no frame for this long */
-#define WL_SETTLE_MAX_US (30 * LWS_US_PER_SEC) /* or this long at most */
-#define WL_DRAIN_US (3000 * LWS_US_PER_MS)     /* after the run: late acks and deliveries */
+#define WL_QUIET_US (1000 * LWS_US_PER_MS) /* settled: no frame for this long */
+#define WL_DRAIN_US (3000 * LWS_US_PER_MS) /* after the run: late acks and deliveries */
 #define WL_MAX_SAMPLES 4000000
+/*
+ * fanout: one poster (a new connection per POST, one at a time) manages only a
+ * few dozen POSTs/s on a loaded machine; the rate is split over one poster per
+ * WL_POSTER_RATE messages/s, at most WL_POSTERS_MAX.
+ */
+#define WL_POSTER_RATE 20
+#define WL_POSTERS_MAX 16
 
 enum wl_state { WL_NEW, WL_CONNECTING, WL_OPEN, WL_READY, WL_FAILED, WL_CLOSED };
 enum wl_phase { WL_SETUP, WL_SETTLE, WL_RUN, WL_DRAIN, WL_HOLD, WL_END };
@@ -81,6 +101,10 @@ struct wl_run {
     int next, inflight, ready, failed, dropped;
     enum wl_phase phase;
     lws_usec_t t0, deadline, run_start, run_end, settle_start, last_rx;
+    double cpu_start, cpu_end; /* wsload's user + system CPU seconds at run start and end */
+    int dropped_start;         /* connections closed by the server before the run */
+    char post_path[300];
+    char binds[250][24]; /* -b: the source addresses */
     long settle_frames;
     char first_error[160];
     int exit_code;
@@ -88,8 +112,9 @@ struct wl_run {
     double *samples;
     long nsamples, sent, errors, unknown_type;
     struct wl_post post;
-    pthread_t poster;
-    int poster_started;
+    struct wl_post posts[WL_POSTERS_MAX]; /* fanout: the rate split over several posters */
+    pthread_t posters[WL_POSTERS_MAX];
+    int nposters; /* started */
 };
 
 static struct wl_run wl;
@@ -137,6 +162,8 @@ static int wl_connect(struct wl_conn *c)
     i.path = path;
     i.host = wl.o.addr;
     i.local_protocol_name = "wsload";
+    if (wl.o.binds)
+        i.iface = wl.binds[c->idx % wl.o.binds];
     i.userdata = c;
     i.pwsi = &c->wsi;
     c->state = WL_CONNECTING;
@@ -190,6 +217,15 @@ static void wl_print_ready(lws_usec_t now)
            wl.o.n - wl.ready, wl_secs(now - wl.t0), wl.first_error[0] ? wl.first_error : "-");
 }
 
+/* CPU seconds (user + system) of wsload so far, both threads. */
+static double wl_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int wl_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -223,29 +259,70 @@ static void wl_print_result(void)
     }
     qsort(wl.samples, (size_t)wl.nsamples, sizeof(*wl.samples), wl_cmp_double);
     printf("result rate=%.0f p50_ms=%.2f p99_ms=%.2f count=%ld expected=%ld errors=%ld "
-           "secs=%.1f settle_s=%.1f settle_frames=%ld%s%s\n",
+           "secs=%.1f settle_s=%.1f settle_frames=%ld closed=%d client_cpu=%.2f%s%s\n",
            secs > 0 ? (double)wl.nsamples / secs : 0, wl_pct(0.50), wl_pct(0.99), wl.nsamples,
            expected, wl.errors + wl.post.failed, secs, wl_secs(wl.run_start - wl.settle_start),
-           wl.settle_frames, wl.post.first_error[0] ? " post_error=" : "", wl.post.first_error);
+           wl.settle_frames, wl.dropped - wl.dropped_start,
+           secs > 0 ? (wl.cpu_end - wl.cpu_start) / secs : 0,
+           wl.post.first_error[0] ? " post_error=" : "", wl.post.first_error);
     wl.exit_code = wl.nsamples > 0 ? 0 : 1;
 }
 
 static void wl_request_sends(void);
 
+/* wl.post's rate split over posters: one for latency, one per WL_POSTER_RATE for fanout. */
+static void wl_start_posters(void)
+{
+    int n = wl.o.mode == WL_FANOUT ? (int)(wl.o.rate / WL_POSTER_RATE) + 1 : 1;
+    if (n > WL_POSTERS_MAX)
+        n = WL_POSTERS_MAX;
+    for (int i = 0; i < n; i++) {
+        struct wl_post *p = &wl.posts[i];
+        memcpy(p, &wl.post, sizeof(*p));
+        atomic_init(&p->stop, 0);
+        p->secs = wl.o.run_s;
+        p->rate = wl.o.rate / n;
+        if (pthread_create(&wl.posters[i], NULL, wl_post_run, p) != 0) {
+            wl_note_error("cannot start a poster thread", 28);
+            break;
+        }
+        wl.nposters++;
+    }
+}
+
+static void wl_stop_posters(void)
+{
+    for (int i = 0; i < wl.nposters; i++)
+        atomic_store(&wl.posts[i].stop, 1);
+}
+
+/* Stops and joins the posters; their counts add up in wl.post. */
+static void wl_join_posters(void)
+{
+    wl_stop_posters();
+    for (int i = 0; i < wl.nposters; i++) {
+        struct wl_post *p = &wl.posts[i];
+        pthread_join(wl.posters[i], NULL);
+        wl.post.posted += p->posted;
+        wl.post.failed += p->failed;
+        if (!wl.post.first_error[0])
+            memcpy(wl.post.first_error, p->first_error, sizeof(p->first_error));
+    }
+    wl.nposters = 0;
+}
+
 static void wl_start_run(lws_usec_t now)
 {
     wl.phase = WL_RUN;
     wl.run_start = now;
+    wl.cpu_start = wl_cpu();
+    wl.dropped_start = wl.dropped;
     wl.deadline = now + (lws_usec_t)wl.o.run_s * LWS_US_PER_SEC;
     if (wl.o.mode == WL_SEND) {
         wl_request_sends();
         return;
     }
-    wl.post.secs = wl.o.run_s;
-    if (pthread_create(&wl.poster, NULL, wl_post_run, &wl.post) == 0)
-        wl.poster_started = 1;
-    else
-        wl_note_error("cannot start the poster thread", 30);
+    wl_start_posters();
 }
 
 static void wl_end_setup(lws_usec_t now)
@@ -266,7 +343,7 @@ static void wl_end_setup(lws_usec_t now)
     } else {
         wl.phase = WL_SETTLE;
         wl.settle_start = wl.last_rx = now;
-        wl.deadline = now + WL_SETTLE_MAX_US;
+        wl.deadline = now + (lws_usec_t)wl.o.settle_s * LWS_US_PER_SEC; /* -S */
     }
 }
 
@@ -281,14 +358,13 @@ static void wl_on_tick(lws_sorted_usec_list_t *sul)
              (now - wl.last_rx > WL_QUIET_US || now > wl.deadline || wl_interrupted))
         wl_start_run(now);
     else if (wl.phase == WL_RUN && (now > wl.deadline || wl_interrupted)) {
-        atomic_store(&wl.post.stop, 1);
+        wl_stop_posters();
         wl.run_end = now;
+        wl.cpu_end = wl_cpu();
         wl.phase = WL_DRAIN;
         wl.deadline = now + WL_DRAIN_US;
     } else if (wl.phase == WL_DRAIN && (now > wl.deadline || wl_interrupted)) {
-        if (wl.poster_started) /* it stops within one POST (5 s timeouts) */
-            pthread_join(wl.poster, NULL);
-        wl.poster_started = 0;
+        wl_join_posters(); /* they stop within one POST (5 s timeouts) */
         wl_print_result();
         wl.phase = WL_END;
     } else if (wl.phase == WL_HOLD && (now > wl.deadline || wl_interrupted)) {
@@ -476,7 +552,10 @@ static int wl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             wl_settle(c, WL_FAILED);
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        if (c) {
+        if (c && wl.o.nchan) {
+            c->state = WL_OPEN;
+            wl_settle(c, WL_READY); /* nchan answers no ping: open is ready */
+        } else if (c) {
             c->state = WL_OPEN;
             lws_callback_on_writable(wsi);
         }
@@ -534,9 +613,18 @@ static int wl_prepare(void)
         wl.conns[i].idx = i;
     wl.post.addr = wl.o.addr;
     wl.post.port = wl.o.post_port;
-    wl.post.token = wl.o.sender_token;
+    wl.post.token = wl.o.sender_token ? wl.o.sender_token : "-";
     wl.post.field = wl.o.group ? "group_id" : "receiver_id";
     wl.post.target = wl.o.target;
+    wl.post.path = "/api/v1/messages";
+    if (wl.o.nchan) { /* the same body; "type":"message" is what the receivers look for */
+        snprintf(wl.post_path, sizeof(wl.post_path), "/pub/%s", wl.o.target);
+        wl.post.path = wl.post_path;
+        wl.post.field = "type";
+        wl.post.target = "message";
+    }
+    for (int i = 0; i < wl.o.binds; i++)
+        snprintf(wl.binds[i], sizeof(wl.binds[i]), "127.0.0.%d", 2 + i);
     wl.post.rate = wl.o.rate;
     atomic_init(&wl.post.stop, 0);
     return 0;
@@ -554,10 +642,7 @@ static int wl_run_loop(void)
     while (wl.phase != WL_END)
         if (lws_service(wl.ctx, 0) < 0)
             break;
-    if (wl.poster_started) {
-        atomic_store(&wl.post.stop, 1);
-        pthread_join(wl.poster, NULL);
-    }
+    wl_join_posters();
     lws_context_destroy(wl.ctx);
     free(wl.conns);
     free(wl.samples);

@@ -23,6 +23,9 @@ struct wl_opts {
     double rate;
     struct wl_token *tokens; /* read from -k */
     int ntokens;
+    int nchan;    /* -N: the server is nchan: no ping (ready once open), POSTs to /pub/GROUP_ID */
+    int binds;    /* -b: connection i binds to 127.0.0.(2 + i % binds); 0: no bind */
+    int settle_s; /* -S: the settle phase lasts this long at most (30 s) */
 };
 
 /*
@@ -40,13 +43,14 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv);
 struct wl_post {
     const char *addr;
     int port;
+    const char *path;   /* where to POST: /api/v1/messages, or nchan's /pub/<channel> */
     const char *token;  /* the sender's access token */
     const char *field;  /* "receiver_id" or "group_id" */
     const char *target; /* its value */
     double rate;        /* POSTs per second */
     int secs;           /* for how long */
     atomic_int stop;    /* set by the main thread to end early */
-    long posted;        /* answered 201 */
+    long posted;        /* answered 201 (nchan: 201 or 202) */
     long failed;        /* anything else */
     char first_error[96];
 };

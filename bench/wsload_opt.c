@@ -43,16 +43,18 @@ static int wl_opt_tokens(struct wl_opts *o, const char *file)
 
 static int wl_opt_usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: wsload idle    -p PORT -k TOKENS [-n N] [-H HOLD_SECS]\n"
-        "       wsload probe   -p PORT -k TOKENS [-m TEXT]\n"
-        "       wsload send    -p PORT -k TOKENS -r RECEIVER_ID [-n N] [-d SECS]\n"
-        "       wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N]\n"
-        "                      [-R RATE] [-d SECS]\n"
-        "       wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N]\n"
-        "                      [-R RATE] [-d SECS]\n"
-        "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n");
+    fprintf(stderr,
+            "usage: wsload idle    -p PORT -k TOKENS [-n N] [-H HOLD_SECS]\n"
+            "       wsload probe   -p PORT -k TOKENS [-m TEXT]\n"
+            "       wsload send    -p PORT -k TOKENS -r RECEIVER_ID [-n N] [-d SECS]\n"
+            "       wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N]\n"
+            "                      [-R RATE] [-d SECS]\n"
+            "       wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N]\n"
+            "                      [-R RATE] [-d SECS]\n"
+            "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n"
+            "       [-S SETTLE_MAX_SECS] [-b BINDS] (source addresses 127.0.0.2 ...) [-N] (nchan: "
+            "no ping, POST to\n"
+            "       /pub/GROUP_ID; -P /sub/ and a TOKENS line \"GROUP_ID -\")\n");
     return -1;
 }
 
@@ -76,7 +78,10 @@ static int wl_opt_check(struct wl_opts *o)
         return -1;
     if (traffic && !o->target)
         return -1;
-    if ((o->mode == WL_LATENCY || o->mode == WL_FANOUT) && !o->sender_token)
+    if ((o->mode == WL_LATENCY || (o->mode == WL_FANOUT && !o->nchan)) && !o->sender_token)
+        return -1;
+    if (o->binds < 0 || o->binds > 250 || o->settle_s < 1 || o->settle_s > 3600 ||
+        (o->nchan && o->mode != WL_IDLE && o->mode != WL_FANOUT))
         return -1;
     if (o->mode == WL_PROBE)
         o->n = 1;
@@ -95,6 +100,7 @@ static void wl_opt_defaults(struct wl_opts *o)
     o->hold_s = 120;
     o->run_s = 8;
     o->rate = 100;
+    o->settle_s = 30;
 }
 
 /* One option; -1 when it is not one of ours. */
@@ -148,6 +154,15 @@ static int wl_opt_one(struct wl_opts *o, int opt, const char **tokens)
     case 'd':
         o->run_s = atoi(optarg);
         break;
+    case 'N':
+        o->nchan = 1;
+        break;
+    case 'b':
+        o->binds = atoi(optarg);
+        break;
+    case 'S':
+        o->settle_s = atoi(optarg);
+        break;
     case 'v':
         o->verbose = 1;
         break;
@@ -166,7 +181,7 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv)
         return wl_opt_usage();
     o->mode = (enum wl_mode)opt;
     argc--, argv++;
-    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:v")) != -1)
+    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:")) != -1)
         if (wl_opt_one(o, opt, &tokens) < 0)
             return wl_opt_usage();
     if (optind != argc || !tokens || wl_opt_check(o) < 0)

@@ -50,10 +50,10 @@ static int wl_post_one(struct wl_post *p)
     int blen = snprintf(body, sizeof(body), "{\"content\":\"wsload %lld\",\"%s\":\"%s\"}",
                         wl_post_now_us(), p->field, p->target);
     int len = snprintf(req, sizeof(req),
-                       "POST /api/v1/messages HTTP/1.0\r\nHost: %s:%d\r\n"
+                       "POST %s HTTP/1.0\r\nHost: %s:%d\r\n"
                        "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
                        "Content-Length: %d\r\n\r\n%s",
-                       p->addr, p->port, p->token, blen, body);
+                       p->path, p->addr, p->port, p->token, blen, body);
     int status = -1;
     if (len > 0 && len < (int)sizeof(req) && write(fd, req, (size_t)len) == len) {
         /* HTTP/1.0: the answer ends when nginx closes; only its status line matters. */
@@ -82,7 +82,8 @@ void *wl_post_run(void *arg)
                !atomic_load(&p->stop))
             ;
         int status = wl_post_one(p);
-        if (status == 201) {
+        /* nchan answers 202 when the message found no subscriber yet, 201 otherwise. */
+        if (status == 201 || (status == 202 && strncmp(p->path, "/pub/", 5) == 0)) {
             p->posted++;
         } else {
             char what[32] = "no HTTP answer";

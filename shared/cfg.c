@@ -96,6 +96,9 @@ static const struct cfg_key cfg_table[] = {
     I("WSD_SYNC_BATCH_BYTES", wsd_sync_batch_bytes, "262144", 4096, 16777216),
     I("WSD_MAX_CONN_PER_USER", wsd_max_conn_per_user, "20", 0, 1000000),
     I("WSD_TAIL_POLL_MS", wsd_tail_poll_ms, "500", 10, 60000),
+    I("WSD_SLOW_CLIENT_SECS", wsd_slow_client_secs, "15", 1, 3600),
+    I("WSD_SLOW_CLIENT_BYTES", wsd_slow_client_bytes, "262144", 0, 1073741824),
+    I("WSD_OUT_QUEUE_MAX_BYTES", wsd_out_queue_max_bytes, "16777216", 4194304, 1073741824),
 };
 
 /* The CORS_ORIGINS_STR of a DEBUG setup when the variable is unset: the usual dev servers. */

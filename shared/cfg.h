@@ -65,6 +65,9 @@ struct cfg {
     int wsd_sync_batch_bytes;    /* bytes of message frames one replay batch reads at most */
     int wsd_max_conn_per_user;   /* open WebSockets per user on one instance; 0: no cap */
     int wsd_tail_poll_ms;        /* wsd reads the message log at least this often (ms) */
+    int wsd_slow_client_secs; /* a queue over wsd_slow_client_bytes that moved not for this: 1008 */
+    int wsd_slow_client_bytes;   /* out-queue bytes a stalled client may hold */
+    int wsd_out_queue_max_bytes; /* out-queue bytes of any client: more closes 1008 */
 };
 
 extern struct cfg cfg;

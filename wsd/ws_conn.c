@@ -1,5 +1,6 @@
 #include "ws_conn.h"
 
+#include "cfg.h"
 #include "jx.h"
 #include "log.h"
 #include "ws_db.h"
@@ -99,6 +100,8 @@ void ws_conn_release(struct ws_conn *c)
     free(c->rx);
     c->rx = NULL;
     c->rx_len = c->rx_cap = 0;
+    free(c->seen);
+    c->seen = NULL;
 }
 
 /* The log context in force, kept here so that it can be restored (log.c has no getter). */
@@ -284,7 +287,7 @@ uint64_t ws_conn_hash(const char *s, size_t len)
 
 int ws_conn_seen(struct ws_conn *c, uint64_t h)
 {
-    for (unsigned i = 0; i < WS_CONN_SEEN_N; i++)
+    for (unsigned i = 0; c->seen && i < WS_CONN_SEEN_N; i++)
         if (c->seen[i] == h)
             return 1;
     ws_conn_seen_add(c, h);
@@ -293,6 +296,9 @@ int ws_conn_seen(struct ws_conn *c, uint64_t h)
 
 void ws_conn_seen_add(struct ws_conn *c, uint64_t h)
 {
+    /* Out of memory: nothing is recorded, so a message may come twice, never go missing. */
+    if (!c->seen && !(c->seen = calloc(WS_CONN_SEEN_N, sizeof(*c->seen))))
+        return;
     c->seen[c->seen_pos] = h;
     c->seen_pos = (c->seen_pos + 1) % WS_CONN_SEEN_N;
 }
@@ -313,20 +319,34 @@ static int ws_conn_grow(struct ws_conn *c)
     return 0;
 }
 
+int ws_conn_too_slow(size_t q_bytes, uint64_t moved_ms, uint64_t now_ms)
+{
+    if (q_bytes > (size_t)cfg.wsd_out_queue_max_bytes)
+        return 1;
+    /* A client that reads, however slowly, keeps its queue moving: only a stalled one is closed. */
+    return q_bytes > (size_t)cfg.wsd_slow_client_bytes &&
+           now_ms - moved_ms >= (uint64_t)cfg.wsd_slow_client_secs * 1000;
+}
+
 int ws_conn_push(struct ws_conn *c, struct ws_conn_frame *f)
 {
     if (c->close_code)
         return 0;
-    if (c->q_count >= WS_CONN_MAX_FRAMES || c->q_bytes + f->len > WS_CONN_MAX_QUEUED ||
+    uint64_t now = uv_now(c->srv->loop);
+    size_t cost = f->len + WS_CONN_FRAME_COST;
+    if (!c->q_count)
+        c->q_moved_ms = now;
+    if (ws_conn_too_slow(c->q_bytes + cost, c->q_moved_ms, now) ||
         (c->q_count == c->q_cap && ws_conn_grow(c) < 0)) {
         ws_conn_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Too slow");
         return -1;
     }
     f->refs++;
     c->q[(c->q_head + c->q_count) % c->q_cap] = f;
-    c->q_count++;
-    c->q_bytes += f->len;
-    lws_callback_on_writable(c->wsi);
+    c->q_bytes += cost;
+    /* One wakeup per connection per burst: ws_proto's writeable asks again while frames remain. */
+    if (c->q_count++ == 0)
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -371,8 +391,13 @@ void ws_conn_pop(struct ws_conn *c)
     struct ws_conn_frame *f = c->q[c->q_head];
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_count--;
-    c->q_bytes -= f->len;
+    c->q_bytes -= f->len + WS_CONN_FRAME_COST;
     ws_conn_frame_unref(f);
+}
+
+void ws_conn_moved(struct ws_conn *c, uint64_t now_ms)
+{
+    c->q_moved_ms = now_ms;
 }
 
 void ws_conn_close_later(struct ws_conn *c, int code, const char *reason)

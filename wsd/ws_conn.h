@@ -13,9 +13,11 @@ struct ws_sync;
 
 /* Largest client message, after reassembly of fragments (WS.md: over 64 KiB closes with 1009). */
 #define WS_CONN_MAX_MSG (64 * 1024)
-/* Out-queue bounds: a client further behind than this is closed with 1008. */
-#define WS_CONN_MAX_FRAMES 1024
-#define WS_CONN_MAX_QUEUED (4 * 1024 * 1024)
+/*
+ * Bytes a queued frame counts beyond its payload (the ring slot, the
+ * allocation): many tiny frames weigh on the byte limits too.
+ */
+#define WS_CONN_FRAME_COST 64
 /* Client messages waiting their turn (authentication or a command in flight). */
 #define WS_CONN_MAX_HELD 64
 #define WS_CONN_MAX_HELD_BYTES (1024 * 1024)
@@ -78,7 +80,8 @@ struct ws_conn {
 
     struct ws_conn_frame **q; /* ring of pending frames */
     unsigned q_head, q_count, q_cap;
-    size_t q_bytes;
+    size_t q_bytes;      /* payload + WS_CONN_FRAME_COST per frame */
+    uint64_t q_moved_ms; /* loop time of the last write, or of the push into an empty queue */
 
     struct ws_conn_held *held, *held_tail;
     unsigned held_count;
@@ -88,8 +91,8 @@ struct ws_conn {
     unsigned rate_pos;
     uint64_t rate_warned_ms; /* when the "Rate limit exceeded" error went out; 0 never */
 
-    uint64_t seen[WS_CONN_SEEN_N]; /* ws_conn_hash() of message ids, a ring */
-    unsigned seen_pos;
+    uint64_t *seen;    /* WS_CONN_SEEN_N ws_conn_hash() of message ids, a ring; from the first */
+    unsigned seen_pos; /* message on (an idle connection does without these 1 KiB) */
 
     struct {
         uint64_t key, ms;
@@ -177,8 +180,16 @@ int ws_conn_seen(struct ws_conn *c, uint64_t h);
 void ws_conn_seen_add(struct ws_conn *c, uint64_t h);
 
 /*
+ * 1 when a connection with q_bytes queued, whose queue last moved at
+ * moved_ms, is too slow at now_ms: over WSD_OUT_QUEUE_MAX_BYTES, or over
+ * WSD_SLOW_CLIENT_BYTES with nothing written for WSD_SLOW_CLIENT_SECS.
+ */
+int ws_conn_too_slow(size_t q_bytes, uint64_t moved_ms, uint64_t now_ms);
+
+/*
  * Queues f (takes a new reference, the caller keeps its own) and asks lws for
- * WRITEABLE. When the queue is over its bounds the connection is scheduled to
+ * WRITEABLE when the queue was empty (the writeable callback asks again while
+ * frames remain). When ws_conn_too_slow() the connection is scheduled to
  * close with 1008 "Too slow" and -1 is returned. Frames for a closing
  * connection are dropped (0).
  */
@@ -196,6 +207,8 @@ void ws_conn_error(struct ws_conn *c, const char *message, struct json_object *c
 struct ws_conn_frame *ws_conn_peek(struct ws_conn *c);
 /* Drops the oldest queued frame (after it was written). */
 void ws_conn_pop(struct ws_conn *c);
+/* Records that c's queue moved (frames went out) at now_ms. */
+void ws_conn_moved(struct ws_conn *c, uint64_t now_ms);
 
 /*
  * Schedules a close with code and a static reason: the queue is dropped, the

@@ -13,6 +13,10 @@
 #include <string.h>
 
 #define WS_PROTO_NAME "chat"
+/* lws's receive buffer per connection (see ws_proto_protocols). */
+#define WS_PROTO_RX_BUF 512
+/* Bytes lws writes at once. */
+#define WS_PROTO_TX_MAX (256 * 1024)
 /* Bytes of an unknown message type echoed back in the error. */
 #define WS_PROTO_ECHO_MAX 64
 
@@ -242,17 +246,26 @@ static int ws_proto_on_receive(struct ws_conn *c, const void *in, size_t len)
     return 0;
 }
 
-/* One frame per call; lws calls again while the queue is not empty. */
+/*
+ * Every queued frame the socket takes now, not one per call: a fan-out burst
+ * then costs one wakeup per connection instead of one per frame. lws keeps
+ * what the kernel refused of a frame and reports the pipe choked until it
+ * went out; the rest waits for the next WRITEABLE.
+ */
 static int ws_proto_on_writeable(struct ws_conn *c)
 {
-    struct ws_conn_frame *f = ws_conn_peek(c);
-    if (!f)
-        return 0;
-    if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len)
-        return -1;
-    ws_conn_pop(c);
-    if (c->sync)
-        ws_sync_pump(c);
+    struct ws_conn_frame *f;
+    int wrote = 0;
+    while ((f = ws_conn_peek(c)) && !lws_send_pipe_choked(c->wsi)) {
+        if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len)
+            return -1;
+        ws_conn_pop(c);
+        wrote = 1;
+        if (c->sync)
+            ws_sync_pump(c);
+    }
+    if (wrote)
+        ws_conn_moved(c, uv_now(c->srv->loop));
     if (ws_conn_peek(c))
         lws_callback_on_writable(c->wsi);
     return 0;
@@ -315,9 +328,19 @@ static int ws_proto_callback(struct lws *wsi, enum lws_callback_reasons reason, 
 }
 
 const struct lws_protocols ws_proto_protocols[] = {
+    /*
+     * lws gives every connection an rx buffer of rx_buffer_size (0: the
+     * 4 KiB pt_serv_buf_size) for its whole life. Client messages are small
+     * and larger ones arrive in pieces that ws_conn_rx_append() joins, so a
+     * small one saves memory on every idle socket. tx_packet_size is what
+     * lws hands the kernel per write (0: rx_buffer_size); past it lws copies
+     * the rest of the frame aside: make it larger than any frame.
+     */
     {.name = WS_PROTO_NAME,
      .callback = ws_proto_callback,
-     .per_session_data_size = sizeof(struct ws_conn)},
+     .per_session_data_size = sizeof(struct ws_conn),
+     .rx_buffer_size = WS_PROTO_RX_BUF,
+     .tx_packet_size = WS_PROTO_TX_MAX},
     {.name = NULL},
 };
 

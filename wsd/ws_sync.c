@@ -22,8 +22,8 @@
 #define WS_SYNC_QUEUE_BYTES (1024 * 1024)
 /*
  * Live message events held during one replay; more closes the connection.
- * With the replay's share of the queue they stay under WS_CONN_MAX_FRAMES and
- * WS_CONN_MAX_QUEUED, so releasing them never overflows it.
+ * With the replay's share of the queue they stay under the least
+ * WSD_OUT_QUEUE_MAX_BYTES (4 MiB), so releasing them never overflows it.
  */
 #define WS_SYNC_MAX_LIVE 512
 #define WS_SYNC_MAX_LIVE_BYTES (2 * 1024 * 1024)
