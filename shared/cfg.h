@@ -64,6 +64,7 @@ struct cfg {
     int wsd_db_queue_max;        /* jobs waiting per wsd Postgres lane */
     int wsd_sync_batch_bytes;    /* bytes of message frames one replay batch reads at most */
     int wsd_max_conn_per_user;   /* open WebSockets per user on one instance; 0: no cap */
+    int wsd_presence_tick_ms;    /* one presence flush per wsd per this many ms */
 };
 
 extern struct cfg cfg;
