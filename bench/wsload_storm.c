@@ -238,7 +238,8 @@ static void st_on_receive(struct lws *wsi, struct st_conn *c, const char *in, si
         c->frames += first;
         c->bytes += len;
     }
-    st_on_presence(c, in, len, now);
+    if (c->observer)
+        st_on_presence(c, in, len, now);
 }
 
 /* ------------------------------------------------------------ phases */

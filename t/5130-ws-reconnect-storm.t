@@ -66,6 +66,7 @@ sub on_frame {
               : $f->{type} eq 'presence'      ? @{$f->{users} // []}
               :                                 return;
     $c->{presence_frames}++;
+    $c->{last_presence} = $f if $f->{type} eq 'presence';
     $c->{state}{$_->{user_id}} = $_->{is_online} ? 1 : 0 for @users;
 }
 
@@ -138,6 +139,13 @@ ok(wait_until(sub { sql("SELECT count(*) FROM users WHERE username LIKE '$tag%' 
 is(sql("SELECT count(*) FROM users WHERE username LIKE '$tag%' AND NOT is_online AND last_seen IS NOT NULL"),
    $N - $OBSERVERS, 'each of them has last_seen');
 frames_bounded('leave', $down_s, @obs);
+my $p = $obs[0]{last_presence} // {};
+is($p->{group_id}, $gid, 'a presence frame names its group');
+my @u = @{$p->{users} // []};
+cmp_ok(scalar @u, '>', 1, 'and lists several members');
+is(scalar(grep { $member{$_->{user_id} // ''} && !$_->{is_online}
+                 && ($_->{last_seen} // '') =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/ } @u),
+   scalar @u, 'each with user_id, is_online false and last_seen, as online_status has them');
 
 $_->{tx}->finish for @obs;
 Chatd::Test::done();
