@@ -8,6 +8,8 @@
  *   wsload send    -p PORT -k TOKENS -r RECEIVER_ID [-n N] [-d SECS]
  *   wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N] [-R RATE] [-d SECS]
  *   wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N] [-R RATE] [-d SECS]
+ *   wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]
+ *                  (bench/wsload_storm.c)
  * and for all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]
  *              [-b BINDS] [-N]
  *
@@ -655,6 +657,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (wl_opts_parse(&wl.o, argc, argv) < 0)
         return 2;
+    if (wl.o.mode == WL_STORM)
+        return wl_storm_run(&wl.o);
     lws_set_log_level(wl.o.verbose ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR, NULL);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = wl_on_signal;

@@ -3,7 +3,7 @@
 
 #include <stdatomic.h>
 
-enum wl_mode { WL_IDLE, WL_PROBE, WL_SEND, WL_LATENCY, WL_FANOUT };
+enum wl_mode { WL_IDLE, WL_PROBE, WL_SEND, WL_LATENCY, WL_FANOUT, WL_STORM };
 
 /* One line of the TOKENS file: connection i uses line i modulo their count. */
 struct wl_token {
@@ -26,6 +26,7 @@ struct wl_opts {
     int nchan;    /* -N: the server is nchan: no ping (ready once open), POSTs to /pub/GROUP_ID */
     int binds;    /* -b: connection i binds to 127.0.0.(2 + i % binds); 0: no bind */
     int settle_s; /* -S: the settle phase lasts this long at most (30 s) */
+    int group_size, observers; /* storm: -G members per group, -O observers per group */
 };
 
 /*
@@ -57,6 +58,9 @@ struct wl_post {
 
 /* pthread start routine; arg is a struct wl_post, read back after pthread_join(). */
 void *wl_post_run(void *arg);
+
+/* wsload storm (bench/wsload_storm.c): runs the whole mode; returns the exit code. */
+int wl_storm_run(const struct wl_opts *o);
 
 /* CLOCK_MONOTONIC in microseconds: the clock of the timestamps in the content. */
 long long wl_post_now_us(void);

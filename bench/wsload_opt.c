@@ -51,6 +51,7 @@ static int wl_opt_usage(void)
             "                      [-R RATE] [-d SECS]\n"
             "       wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N]\n"
             "                      [-R RATE] [-d SECS]\n"
+            "       wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]\n"
             "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n"
             "       [-S SETTLE_MAX_SECS] [-b BINDS] (source addresses 127.0.0.2 ...) [-N] (nchan: "
             "no ping, POST to\n"
@@ -60,7 +61,7 @@ static int wl_opt_usage(void)
 
 static int wl_opt_mode(const char *s)
 {
-    static const char *const names[] = {"idle", "probe", "send", "latency", "fanout"};
+    static const char *const names[] = {"idle", "probe", "send", "latency", "fanout", "storm"};
     for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
         if (!strcmp(s, names[i]))
             return (int)i;
@@ -85,6 +86,11 @@ static int wl_opt_check(struct wl_opts *o)
         return -1;
     if (o->mode == WL_PROBE)
         o->n = 1;
+    if (o->mode == WL_STORM && !o->group_size)
+        o->group_size = o->n;
+    if (o->mode == WL_STORM &&
+        (o->group_size < 2 || o->observers < 1 || o->observers >= o->group_size))
+        return -1;
     return 0;
 }
 
@@ -101,6 +107,7 @@ static void wl_opt_defaults(struct wl_opts *o)
     o->run_s = 8;
     o->rate = 100;
     o->settle_s = 30;
+    o->observers = 1;
 }
 
 /* One option; -1 when it is not one of ours. */
@@ -166,6 +173,12 @@ static int wl_opt_one(struct wl_opts *o, int opt, const char **tokens)
     case 'v':
         o->verbose = 1;
         break;
+    case 'G':
+        o->group_size = atoi(optarg);
+        break;
+    case 'O':
+        o->observers = atoi(optarg);
+        break;
     default:
         return -1;
     }
@@ -181,7 +194,7 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv)
         return wl_opt_usage();
     o->mode = (enum wl_mode)opt;
     argc--, argv++;
-    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:")) != -1)
+    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:G:O:")) != -1)
         if (wl_opt_one(o, opt, &tokens) < 0)
             return wl_opt_usage();
     if (optind != argc || !tokens || wl_opt_check(o) < 0)

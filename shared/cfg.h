@@ -68,6 +68,7 @@ struct cfg {
     int wsd_slow_client_secs; /* a queue over wsd_slow_client_bytes that moved not for this: 1008 */
     int wsd_slow_client_bytes;   /* out-queue bytes a stalled client may hold */
     int wsd_out_queue_max_bytes; /* out-queue bytes of any client: more closes 1008 */
+    int wsd_presence_tick_ms;    /* one presence flush per wsd per this many ms */
 };
 
 extern struct cfg cfg;

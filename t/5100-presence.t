@@ -53,7 +53,10 @@ sub status_of {
 }
 sub close_ws { my $c = shift; $c->{tx}->finish; wait_until(sub { $c->{closed} }, 5) }
 
-my ($alice, $bob) = map { register($_) } qw(alice bob);
+my ($alice, $bob, $carol) = map { register($_) } qw(alice bob carol);
+# bob and carol share a group (made in SQL before bob connects, so his socket is in it).
+my $gid = sql("INSERT INTO groups (name, creator_id) VALUES ('presence', '$bob->{id}') RETURNING id");
+sql("INSERT INTO group_members (group_id, user_id, role) VALUES ('$gid', '$bob->{id}', 'admin'), ('$gid', '$carol->{id}', 'member')");
 $t->post_ok($s->url('/api/v1/contacts'), $bob->{auth}, json => {contact_id => $alice->{id}})
   ->status_is(201, 'bob adds alice as a contact');
 
@@ -75,6 +78,13 @@ my ($off) = status_of($b1, $alice->{id}, 0);
 like($off->{last_seen} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'offline event carries last_seen');
 ok(wait_until(sub { sql("select is_online from users where id = '$alice->{id}'") eq 'f' }, 5), 'users.is_online cleared');
 isnt(sql("select last_seen is null from users where id = '$alice->{id}'"), 't', 'users.last_seen set');
+
+# ---- a group member alone: still one online_status (coalescing batches only several) --------
+my $c1 = connect_ws($carol, $ports[0], 'carol on instance 1');
+ok(wait_until(sub { status_of($b1, $carol->{id}, 1) }, 10), 'bob sees carol, a fellow group member, come online');
+is(scalar(grep { $_->{type} eq 'presence' } @{$b1->{frames}}), 0, 'a single change comes as online_status, not presence');
+close_ws($c1);
+ok(wait_until(sub { status_of($b1, $carol->{id}, 0) }, 10), 'bob sees carol go offline');
 
 # ---- a wsd instance killed with SIGKILL --------------------------------------------------
 @{$b1->{frames}} = ();

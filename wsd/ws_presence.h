@@ -12,15 +12,19 @@ struct ws_db;
  * Each instance announces itself with a heartbeat key that expires 30 s after
  * its last refresh; every instance sweeps the users of instances whose
  * heartbeat is gone, so users of a killed instance go offline within ~45 s.
- * Transitions update users.is_online/last_seen and publish online_status
- * (chatd_set_online in schema/0005_presence.sql).
+ * Changes are coalesced: an instance flushes them at most once per
+ * WSD_PRESENCE_COALESCE_MS (the first after a quiet interval at once), with
+ * one Redis script for all of them, one Postgres statement for the
+ * transitions (chatd_set_online_batch, schema/0016_presence_batch.sql) and one
+ * frame per channel: online_status for a single change, else presence
+ * (README.presence.md).
  */
 struct ws_presence;
 
 /* cmd: a command ws_bus (not the subscriber); db: the Postgres lanes. Never NULL args. */
 struct ws_presence *ws_presence_new(uv_loop_t *loop, struct ws_bus *cmd, struct ws_db *db);
 
-/* An authenticated connection of user_id opened / closed on this instance. */
+/* An authenticated connection of user_id opened / closed on this instance (never blocks). */
 void ws_presence_open(struct ws_presence *p, const char *user_id);
 void ws_presence_close(struct ws_presence *p, const char *user_id);
 
