@@ -64,6 +64,7 @@ struct cfg {
     int wsd_db_queue_max;        /* jobs waiting per wsd Postgres lane */
     int wsd_sync_batch_bytes;    /* bytes of message frames one replay batch reads at most */
     int wsd_max_conn_per_user;   /* open WebSockets per user on one instance; 0: no cap */
+    char *metrics_dir;           /* the shared counter files of /metrics (shared/metrics.h) */
 };
 
 extern struct cfg cfg;
