@@ -96,6 +96,7 @@ static const struct cfg_key cfg_table[] = {
     I("WSD_SYNC_BATCH_BYTES", wsd_sync_batch_bytes, "262144", 4096, 16777216),
     I("WSD_MAX_CONN_PER_USER", wsd_max_conn_per_user, "20", 0, 1000000),
     S("METRICS_DIR", metrics_dir, "./var/run/metrics"),
+    S("METRICS_ALLOW", metrics_allow, "127.0.0.1,::1"),
 };
 
 /* The CORS_ORIGINS_STR of a DEBUG setup when the variable is unset: the usual dev servers. */

@@ -65,6 +65,7 @@ struct cfg {
     int wsd_sync_batch_bytes;    /* bytes of message frames one replay batch reads at most */
     int wsd_max_conn_per_user;   /* open WebSockets per user on one instance; 0: no cap */
     char *metrics_dir;           /* the shared counter files of /metrics (shared/metrics.h) */
+    char *metrics_allow;         /* client addresses GET /metrics answers (comma-separated) */
 };
 
 extern struct cfg cfg;

@@ -6,6 +6,7 @@
  */
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "rds.h"
 #include "ws_bus.h"
 #include "ws_db.h"
@@ -14,6 +15,7 @@
 #include "ws_proto.h"
 #include "ws_srv.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <signal.h>
@@ -346,6 +348,8 @@ int main(int argc, char **argv)
         return rc;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    if (metrics_open(cfg.metrics_dir, "wsd", 0) < 0) /* this instance's part of /metrics */
+        log_warn("metrics: %s: %s", cfg.metrics_dir, strerror(errno));
     signal(SIGPIPE, SIG_IGN); /* hiredis write()s to a socket Redis may have closed */
     lws_set_log_level(LLL_ERR | LLL_WARN, main_lws_log);
     uv_loop_init(&m->loop);
@@ -363,6 +367,7 @@ int main(int argc, char **argv)
     uv_run(&m->loop, UV_RUN_DEFAULT);
     main_finish(m);
     log_info("stopped");
+    metrics_close();
     cfg_free();
     return rc;
 }
