@@ -60,6 +60,9 @@ int metrics_open(const char *dir, const char *kind, int keep)
     char tmp[600];
     if (!dir || !*dir)
         return errno = EINVAL, -1;
+    if (metrics_mem) /* opened again (tests): the file stays, this mapping goes */
+        munmap(metrics_mem, sizeof(*metrics_mem));
+    metrics_mem = NULL;
     if (mkdir(dir, 0750) < 0 && errno != EEXIST)
         return -1;
     snprintf(metrics_path, sizeof(metrics_path), "%s/%s-%ld.metrics", dir, kind, (long)getpid());
