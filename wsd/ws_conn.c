@@ -62,7 +62,8 @@ void ws_conn_init(struct ws_conn *c, struct lws *wsi, struct ws_srv *srv)
     c->wsi = wsi;
     c->srv = srv;
     c->since = -1;
-    metrics_gauge_add(METRICS_WS_CONNECTIONS, 1);
+    if (srv) /* as ws_conn_release() takes it back */
+        metrics_gauge_add(METRICS_WS_CONNECTIONS, 1);
 }
 
 static void ws_conn_drop_queue(struct ws_conn *c)
