@@ -10,6 +10,8 @@ int h_upload_get(struct req *r);
 /* h_ops.c */
 int h_root(struct req *r);
 int h_health(struct req *r);
+/* GET /metrics (fcgi/h_metrics.c): Prometheus text, METRICS_ALLOW addresses only. */
+int h_metrics(struct req *r);
 
 /* h_messages.c */
 int h_msg_send(struct req *r);

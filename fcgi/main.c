@@ -1,6 +1,8 @@
 /*
  * chat-fcgi: the master opens the FastCGI socket, forks FCGI_WORKERS workers,
  * replaces any that die and, on SIGTERM, lets in-flight requests finish.
+ * SIGHUP (reload) and SIGUSR2 (upgrade) re-exec the master with the listening
+ * socket inherited: see fcgi/handover.c.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -15,8 +17,10 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "handover.h"
 #include "log.h"
 #include "mailer.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define MAIN_MAX_WORKERS 256
@@ -118,6 +122,8 @@ static void main_reap(int listen_fd, int stopping)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (handover_reaped(pid))
+            continue;
         if (main_reap_mailer(listen_fd, pid, status, stopping))
             continue;
         for (int i = 0; i < cfg.fcgi_workers; i++) {
@@ -143,7 +149,7 @@ static void main_reap(int listen_fd, int stopping)
 
 static int main_alive(void)
 {
-    int n = main_mailer.pid > 0;
+    int n = (main_mailer.pid > 0) + handover_retiring();
     for (int i = 0; i < cfg.fcgi_workers; i++)
         n += main_slots[i].pid > 0;
     return n;
@@ -156,6 +162,7 @@ static void main_shutdown(int listen_fd)
             kill(main_slots[i].pid, SIGTERM);
     if (main_mailer.pid > 0)
         kill(main_mailer.pid, SIGTERM);
+    handover_signal_retiring(SIGTERM);
     /* Workers blocked in accept() exit at once; busy ones answer first. 30 s, then KILL. */
     for (int ms = 0; main_alive() && ms < 30000; ms += 10) {
         main_reap(listen_fd, 1);
@@ -167,6 +174,7 @@ static void main_shutdown(int listen_fd)
             kill(main_slots[i].pid, SIGKILL);
     if (main_mailer.pid > 0)
         kill(main_mailer.pid, SIGKILL);
+    handover_signal_retiring(SIGKILL);
     main_reap(listen_fd, 1);
 }
 
@@ -191,40 +199,96 @@ static int main_config(int argc, char **argv)
     return 0;
 }
 
+/* The pids of every child, for the image that takes over (handover_exec). */
+static int main_children(pid_t *pids, int max)
+{
+    int n = 0;
+    for (int i = 0; i < cfg.fcgi_workers && n < max; i++)
+        if (main_slots[i].pid > 0)
+            pids[n++] = main_slots[i].pid;
+    if (main_mailer.pid > 0 && n < max)
+        pids[n++] = main_mailer.pid;
+    return n;
+}
+
+/*
+ * One by one, a new worker is forked before the previous image's worker of
+ * the same slot is told to finish its request and exit, so at no moment fewer
+ * workers accept than before; the old mailer goes once the new one runs
+ * (mail_queue rows are claimed with SKIP LOCKED: two mailers never share one).
+ */
+static void main_start_children(int listen_fd)
+{
+    for (int i = 0; i < cfg.fcgi_workers; i++) {
+        main_spawn(listen_fd, i);
+        handover_retire_next();
+    }
+    main_spawn_mailer(listen_fd);
+    handover_retire_rest();
+}
+
+static int main_loop(int listen_fd, const sigset_t *set)
+{
+    for (;;) {
+        int sig = sigwaitinfo(set, NULL);
+        if (sig == SIGCHLD) {
+            main_reap(listen_fd, 0);
+        } else if (sig == SIGHUP || sig == SIGUSR2) {
+            pid_t pids[MAIN_MAX_WORKERS + 1];
+            int n = main_children(pids, MAIN_MAX_WORKERS + 1);
+            handover_exec(listen_fd, sig == SIGUSR2, pids, n); /* returns only on failure */
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            return 0;
+        }
+    }
+}
+
+static int main_open_socket(int *taken_over)
+{
+    int fd = handover_inherited_fd();
+    *taken_over = fd >= 0;
+    if (fd >= 0)
+        return fd;
+    fd = main_listen(cfg.fcgi_socket);
+    if (fd < 0)
+        log_error("cannot listen on %s: %s", cfg.fcgi_socket, strerror(errno));
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     log_init("chat-fcgi", LOG_INFO);
+    handover_init(argc, argv); /* before cfg_load() adds the env file to the environment */
     int rc = main_config(argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
     FCGX_Init();
-    int listen_fd = main_listen(cfg.fcgi_socket);
-    if (listen_fd < 0) {
-        log_error("cannot listen on %s: %s", cfg.fcgi_socket, strerror(errno));
+    int taken_over;
+    int listen_fd = main_open_socket(&taken_over);
+    if (listen_fd < 0)
         return 1;
-    }
+    if (metrics_open(cfg.metrics_dir, "fcgi", taken_over) < 0)
+        log_warn("metrics: %s: %s; /metrics will not count this process", cfg.metrics_dir,
+                 strerror(errno));
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    for (int i = 0; i < cfg.fcgi_workers; i++)
-        main_spawn(listen_fd, i);
-    main_spawn_mailer(listen_fd);
-    log_info("ready: %d workers on %s", cfg.fcgi_workers, cfg.fcgi_socket);
-    for (;;) {
-        int sig = sigwaitinfo(&set, NULL);
-        if (sig == SIGCHLD)
-            main_reap(listen_fd, 0);
-        else if (sig == SIGTERM || sig == SIGINT)
-            break;
-    }
+    main_start_children(listen_fd);
+    log_info("ready: %d workers on %s%s", cfg.fcgi_workers, cfg.fcgi_socket,
+             taken_over ? " (socket taken over from the previous image)" : "");
+    main_loop(listen_fd, &set);
     log_info("shutting down");
     main_shutdown(listen_fd);
     close(listen_fd);
     if (!strchr(cfg.fcgi_socket, ':'))
         unlink(cfg.fcgi_socket);
+    metrics_close();
+    handover_free();
     cfg_free();
     return 0;
 }

@@ -38,6 +38,7 @@ struct req {
     int nparams;
 
     struct auth_user *user; /* set by authentication (R_AUTH routes) */
+    int route;              /* metrics slot: 1 + index in route_table, 0 when none matched */
 
     /* response state */
     int answered;

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "jx.h"
 #include "log.h"
+#include "metrics.h"
 #include "req.h"
 #include "resp.h"
 
@@ -17,6 +18,7 @@
 const struct route route_table[] = {
     {"GET", "/", h_root, 0, 0},
     {"GET", "/health", h_health, 0, 0},
+    {"GET", "/metrics", h_metrics, 0, 0},
     {"POST", "/api/v1/auth/register", h_auth_register, R_JSON, 0},
     {"POST", "/api/v1/auth/login", h_auth_login, R_JSON, 0},
     {"POST", "/api/v1/auth/refresh", h_auth_refresh, R_JSON_OPT, 0},
@@ -243,6 +245,7 @@ static int route_run(struct req *r)
     const struct route *rt = route_find(r, &status);
     if (!rt)
         return status;
+    r->route = (int)(rt - route_table) + 1;
     if (rt->flags & (R_JSON | R_JSON_OPT | R_FORM)) {
         int rc = req_read_body(r, rt->body_max ? rt->body_max : (size_t)cfg.max_body_size);
         if (rc)
@@ -264,6 +267,7 @@ static int route_run(struct req *r)
 
 void route_dispatch(struct req *r)
 {
+    metrics_gauge_add(METRICS_HTTP_IN_FLIGHT, 1);
     int status = route_run(r);
     if (status >= 400)
         resp_error(r, status);
@@ -271,4 +275,6 @@ void route_dispatch(struct req *r)
         log_error("%s %s: handler returned %d without answering", r->method, r->path, status);
         resp_error(r, 500);
     }
+    metrics_http(r->route, r->status, resp_now() - r->t_start);
+    metrics_gauge_add(METRICS_HTTP_IN_FLIGHT, -1);
 }

@@ -100,6 +100,8 @@ static const struct cfg_key cfg_table[] = {
     I("WSD_SLOW_CLIENT_BYTES", wsd_slow_client_bytes, "262144", 0, 1073741824),
     I("WSD_OUT_QUEUE_MAX_BYTES", wsd_out_queue_max_bytes, "16777216", 4194304, 1073741824),
     I("WSD_PRESENCE_COALESCE_MS", wsd_presence_tick_ms, "1000", 0, 60000),
+    S("METRICS_DIR", metrics_dir, "./var/run/metrics"),
+    S("METRICS_ALLOW", metrics_allow, "127.0.0.1,::1"),
 };
 
 /* The CORS_ORIGINS_STR of a DEBUG setup when the variable is unset: the usual dev servers. */

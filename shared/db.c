@@ -3,6 +3,7 @@
 #include "arena.h"
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -94,10 +95,12 @@ PGconn *db_conn(void)
     db_pg = db_connect(db_url ? db_url : "", 0);
     if (PQstatus(db_pg) != CONNECTION_OK) {
         log_warn("db: cannot connect: %s", db_pg ? PQerrorMessage(db_pg) : "out of memory");
+        metrics_count(METRICS_PG_ERRORS);
         db_drop();
         return NULL;
     }
     db_gen++;
+    metrics_count(METRICS_PG_CONNECTS);
     return db_pg;
 }
 

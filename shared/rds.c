@@ -3,6 +3,7 @@
 #include "chan.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <hiredis.h>
 #include <stdarg.h>
@@ -72,6 +73,7 @@ static int rds_connect(void)
         r = rds_where.db ? redisCommand(rds_ctx, "SELECT %d", rds_where.db) : NULL;
         if (!rds_where.db || (r && r->type != REDIS_REPLY_ERROR)) {
             freeReplyObject(r);
+            metrics_count(METRICS_REDIS_CONNECTS);
             return 0;
         }
     }
@@ -109,6 +111,7 @@ static redisReply *rds_raw(const char *fmt, ...)
         if (r)
             return r;
         log_warn("redis: %s", rds_ctx->errstr);
+        metrics_count(METRICS_REDIS_ERRORS);
         rds_close();
     }
     return NULL;

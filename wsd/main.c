@@ -6,6 +6,7 @@
  */
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "rds.h"
 #include "ws_bus.h"
 #include "ws_db.h"
@@ -15,6 +16,7 @@
 #include "ws_srv.h"
 #include "ws_tail.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <signal.h>
@@ -351,6 +353,8 @@ int main(int argc, char **argv)
         return rc;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    if (metrics_open(cfg.metrics_dir, "wsd", 0) < 0) /* this instance's part of /metrics */
+        log_warn("metrics: %s: %s", cfg.metrics_dir, strerror(errno));
     signal(SIGPIPE, SIG_IGN); /* hiredis write()s to a socket Redis may have closed */
     lws_set_log_level(LLL_ERR | LLL_WARN, main_lws_log);
     /* Before any client (and before the signal handlers: a TERM while Postgres is away ends it). */
@@ -374,6 +378,7 @@ int main(int argc, char **argv)
     uv_run(&m->loop, UV_RUN_DEFAULT);
     main_finish(m);
     log_info("stopped");
+    metrics_close();
     cfg_free();
     return rc;
 }

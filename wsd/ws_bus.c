@@ -1,6 +1,7 @@
 #include "ws_bus.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "rds.h"
 
 #include <hiredis/async.h>
@@ -198,6 +199,7 @@ static void ws_bus_notify(struct ws_bus *b, int up)
 static void ws_bus_set_up(struct ws_bus *b)
 {
     b->state = WS_BUS_UP;
+    metrics_count(METRICS_REDIS_CONNECTS);
     b->backoff_ms = WS_BUS_BACKOFF_MIN_MS;
     b->down_logged = 0;
     uv_timer_stop(&b->timer);
@@ -209,6 +211,7 @@ static void ws_bus_set_up(struct ws_bus *b)
 /* The attempt failed (or the connection was lost): log once, back off, retry. */
 static void ws_bus_retry(struct ws_bus *b, const char *why)
 {
+    metrics_count(METRICS_REDIS_ERRORS);
     if (!b->down_logged)
         log_warn("redis: cannot connect to %s:%d (%s); retrying", b->url.host, b->url.port,
                  b->why[0] ? b->why : why);

@@ -3,6 +3,7 @@
 #include "cfg.h"
 #include "jx.h"
 #include "log.h"
+#include "metrics.h"
 #include "ws_db.h"
 #include "ws_hub.h"
 #include "ws_presence.h"
@@ -62,6 +63,8 @@ void ws_conn_init(struct ws_conn *c, struct lws *wsi, struct ws_srv *srv)
     c->wsi = wsi;
     c->srv = srv;
     c->since = -1;
+    if (srv) /* as ws_conn_release() takes it back */
+        metrics_gauge_add(METRICS_WS_CONNECTIONS, 1);
 }
 
 static void ws_conn_drop_queue(struct ws_conn *c)
@@ -82,6 +85,8 @@ static void ws_conn_drop_held(struct ws_conn *c)
 
 void ws_conn_release(struct ws_conn *c)
 {
+    if (c->srv)
+        metrics_gauge_add(METRICS_WS_CONNECTIONS, -1);
     if (c->ticket) {
         struct ws_conn_ticket *t = c->ticket;
         c->ticket = NULL;
@@ -228,6 +233,7 @@ int ws_conn_hold(struct ws_conn *c, const char *buf, size_t len)
     c->held_tail = h;
     c->held_count++;
     c->held_bytes += len;
+    metrics_count(METRICS_WS_FRAMES_IN);
     return 0;
 }
 
@@ -339,8 +345,10 @@ int ws_conn_push(struct ws_conn *c, struct ws_conn_frame *f)
     if (ws_conn_too_slow(c->q_bytes + cost, c->q_moved_ms, now) ||
         (c->q_count == c->q_cap && ws_conn_grow(c) < 0)) {
         ws_conn_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Too slow");
+        metrics_count(METRICS_WS_SLOW_DROPS);
         return -1;
     }
+    metrics_count(METRICS_WS_FRAMES_OUT);
     f->refs++;
     c->q[(c->q_head + c->q_count) % c->q_cap] = f;
     c->q_bytes += cost;

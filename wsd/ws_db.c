@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #define WS_DB_BACKOFF_MIN_MS 200
 #define WS_DB_BACKOFF_MAX_MS 2000
@@ -88,6 +89,7 @@ static void ws_db_drop_conn(struct ws_db_lane *l)
 /* The connection broke: the running job fails (it may or may not have run), the rest wait. */
 static void ws_db_lost(struct ws_db_lane *l, const char *why)
 {
+    metrics_count(METRICS_PG_ERRORS);
     if (!l->down_logged)
         log_warn("db lane %u: connection lost: %s", l->index, why);
     l->down_logged = 1;
@@ -161,6 +163,7 @@ static void ws_db_on_connect_io(struct ws_db_lane *l)
         ws_db_watch(l, UV_WRITABLE);
         return;
     case PGRES_POLLING_OK:
+        metrics_count(METRICS_PG_CONNECTS);
         if (l->down_logged)
             log_info("db lane %u: connected", l->index);
         l->down_logged = 0;
