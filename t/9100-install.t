@@ -106,6 +106,46 @@ SKIP: {
     is_deeply(\@bad, [], 'systemd-analyze verify: no complaint about the units');
 }
 
+# Every route of chat-fcgi's table is reachable through the include's locations (a route
+# added outside them would be missing behind the site's nginx). GET / stays the site's.
+{
+    my $routes = slurp("$root/fcgi/route.c") // '';
+    my @paths = $routes =~ /^\s*\{"[A-Z]+",\s*"([^"]+)"/mg;
+    my $tmpl = slurp("$root/dist/nginx/chatd-locations.conf.in") // '';
+    my @prefix = $tmpl =~ /^location\s+(\/\S*\/)\s*\{/mg;
+    my @exact  = $tmpl =~ /^location\s+=\s+(\/\S*)\s*\{/mg;
+    my @lost = grep {
+        my $p = $_;
+        $p ne '/' && !grep({ $p eq $_ } @exact) && !grep({ index($p, $_) == 0 } @prefix)
+    } @paths;
+    ok(@paths > 40, 'route.c lists its routes (' . scalar(@paths) . ')');
+    is_deeply(\@lost, [], 'every route of route.c has a location in chatd-locations.conf.in');
+}
+
+# "Without root": the same install into a home directory, by the unprivileged user itself.
+{
+    my $home = "$base/home";
+    make_path($home);
+    chown scalar(getpwnam('nobody')), scalar(getgrnam('nogroup')), $home if $as_root;
+    my $r = Chatd::Test::run_cmd([@as_user, "$root/scripts/install"], clean_env => 1, merge => 1,
+        env => {PREFIX => "$home/chatd", SYSCONFDIR => "$home/chatd/etc",
+            LOCALSTATEDIR => "$home/chatd/var", RUNSTATEDIR => "$home/chatd/run", DESTDIR => undef});
+    is($r->{exit}, 0, 'install into a home directory without root') or diag(Chatd::Test::describe($r));
+    my $uenv = "$home/chatd/etc/chatd/chatd.env";
+    my $u = slurp("$uenv.example") // '';
+    like($u, qr{^FCGI_SOCKET=\Q$home\E/chatd/run/chatd/fcgi.sock$}m, "the user's example names the user's socket");
+    $u =~ s/^FCGI_SOCKET_GROUP=.*$/FCGI_SOCKET_GROUP=/m;
+    spew($uenv, $u);
+    chown scalar(getpwnam('nobody')), -1, $uenv if $as_root;
+    $r = run(@as_user, "$home/chatd/bin/chatd-ctl", 'status');
+    is($r->{exit}, 3, "chatd-ctl without -e reads the install's chatd.env (nothing runs yet)")
+      or diag($r->{out});
+    $r = run(@as_user, "$home/chatd/bin/chatd-nginx-include");
+    is($r->{exit}, 0, 'chatd-nginx-include without arguments') or diag($r->{out});
+    like(slurp("$home/chatd/etc/chatd/nginx/chatd-http.conf") // '',
+        qr{server unix:\Q$home\E/chatd/run/chatd/fcgi.sock;}, "the include names the user's socket");
+}
+
 # ------------------------------------------------------------------ Redis and Postgres
 my $rport = Chatd::Test::free_port();
 my $rpw   = 'r3d:s@cret';
