@@ -57,9 +57,18 @@ chmod 0755, $base;
 my $dry = run('make', '-s', '-n', '-C', $root, 'install', "PREFIX=$prefix", "DESTDIR=$dest",
     "SYSCONFDIR=$etc");
 like($dry->{out}, qr{DESTDIR=\Q$dest\E scripts/install}, 'make install runs scripts/install with DESTDIR');
+# nginx/ as the other parts fill it: a static directory (admin/), sources that are not
+# served (openapi/paths/), a template (*.in).
+my $src = "$base/nginx-src";
+make_path("$src/admin", "$src/openapi/paths");
+spew("$src/nginx.conf.in", "a template\n");
+spew("$src/admin/index.html", "the admin page\n");
+spew("$src/admin/x.conf.in", "a template\n");
+spew("$src/openapi/openapi.json", "{}\n");
+spew("$src/openapi/paths/users.yaml", "a source\n");
 my $r = Chatd::Test::run_cmd(["$root/scripts/install"], clean_env => 1, merge => 1,
     env => {PREFIX => $prefix, DESTDIR => $dest, SYSCONFDIR => $etc, LOCALSTATEDIR => "$base/var",
-        RUNSTATEDIR => "$base/run"});
+        RUNSTATEDIR => "$base/run", NGINX_SRC => $src});
 is($r->{exit}, 0, 'install into a DESTDIR') or diag(Chatd::Test::describe($r));
 for my $f (qw(bin/chat-fcgi bin/chat-wsd bin/chatd-migrate bin/chatd-ctl bin/chatd-nginx-include
     lib/chatd/migrate)) {
@@ -70,6 +79,10 @@ for my $f (qw(lib/systemd/system/chat-fcgi.service lib/systemd/system/chat-wsd@.
     share/chatd/nginx/chatd-locations.conf.in share/doc/chatd/README.md)) {
     ok(-f "$dest$prefix/$f", "installed: $f");
 }
+my $static = "$dest$prefix/share/chatd/static";
+ok(-f "$static/admin/index.html" && -f "$static/openapi/openapi.json", 'static directories installed');
+ok(!-e "$static/openapi/paths" && !-e "$static/admin/x.conf.in" && !-e "$static/nginx.conf.in",
+    'but neither sources nor templates');
 my @schema = glob "$root/schema/[0-9]*.sql";
 is(scalar(() = glob "$dest$prefix/share/chatd/schema/*.sql"), scalar @schema, 'every migration installed');
 ok(-f "$dest$etc/chatd/chatd.env.example", 'the example env file is installed');
@@ -271,6 +284,10 @@ ok(Chatd::Test::wait_for(sub { ($ua->get("$url/health")->res->code // 0) == 200 
 # ------------------------------------------------------------------ smoke test
 my $tx = $ua->get("$url/");
 is($tx->res->code . ' ' . $tx->res->body, "200 the site's own page\n", 'the site keeps its / location');
+$tx = $ua->get("$url/admin/");
+is($tx->res->code . ' ' . $tx->res->body, "200 the admin page\n", 'a static directory of chatd: /admin/');
+is($ua->get("$url/admin")->res->code, 301, '/admin redirects to /admin/');
+is($ua->get("$url/openapi/openapi.json")->res->code, 200, 'and /openapi/');
 $tx = $ua->get("$url/static/a.txt");
 is($tx->res->code . ' ' . $tx->res->body, "200 a static file of the site\n", 'and its /static/ location');
 
