@@ -100,6 +100,22 @@ my $ex = slurp("$dest$etc/chatd/chatd.env.example") // '';
 like($ex, qr{^FCGI_SOCKET=\Q$base\E/run/chatd/fcgi.sock$}m, 'the example names RUNSTATEDIR for the socket');
 like($ex, qr{^UPLOAD_DIR=\Q$base\E/var/lib/chatd/uploads$}m, 'the example names LOCALSTATEDIR for uploads');
 
+# chatd-migrate never puts the password on psql's command line (/proc/PID/cmdline is
+# readable by every local user): a psql that records what it got.
+{
+    my $fake = "$base/fakebin";
+    make_path($fake);
+    spew("$fake/psql", "#!/bin/sh\nprintf '%s\\n' \"\$*\" \"\${PGPASSWORD:-}\" >$fake/got\ncat >/dev/null\n");
+    chmod 0755, "$fake/psql";
+    my $r = Chatd::Test::run_cmd(["$bin/chatd-migrate"], clean_env => 1, merge => 1,
+        env => {PATH => "$fake:$ENV{PATH}",
+            DATABASE_URL => 'postgresql://chatd:p%40ss@db.example:5432/chatd?sslmode=require&password=no'});
+    my ($args, $pw) = split /\n/, slurp("$fake/got") // "\n";
+    is($args, '-X -q -v ON_ERROR_STOP=1 -d postgresql://chatd@db.example:5432/chatd?sslmode=require',
+        'chatd-migrate: psql gets the URL without its password') or diag($r->{out});
+    is($pw, 'no', '... which it gets through PGPASSWORD (the query parameter wins, as in libpq)');
+}
+
 # systemd's own check of the units (paths under DESTDIR are not where the units look).
 SKIP: {
     my $sa = grep({ -x "$_/systemd-analyze" } split /:/, "$ENV{PATH}:/usr/bin") or
