@@ -118,6 +118,17 @@ bench: bootstrap
 	$(MAKE) all
 	bench/run
 
+# make install PREFIX=/usr/local DESTDIR=: programs, migrations, commands, nginx include
+# templates, systemd units, logrotate and the example env file (scripts/install,
+# README.install.md). Always the plain build: a SANITIZE=1 bin/ is rebuilt first.
+PREFIX        ?= /usr/local
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+RUNSTATEDIR   ?= /run
+install: all
+	PREFIX=$(PREFIX) SYSCONFDIR=$(SYSCONFDIR) LOCALSTATEDIR=$(LOCALSTATEDIR) \
+	  RUNSTATEDIR=$(RUNSTATEDIR) DESTDIR=$(DESTDIR) scripts/install
+
 # Each harness under libFuzzer for FUZZ_SECONDS (30) when clang has it; else says so, exits 0.
 fuzz:
 	t/fuzz/run $(FUZZ_NAMES)
@@ -140,5 +151,5 @@ clean:
 	rm -rf build bin
 
 .PHONY: all bootstrap run up down migrate seed-users reset-db test bench fuzz lint shellcheck \
-        format-check clean
+        format-check clean install
 -include $(shell find build -name '*.d' 2>/dev/null)

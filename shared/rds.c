@@ -5,6 +5,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <ctype.h>
 #include <hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,19 +16,45 @@ static redisContext *rds_ctx;
 static struct rds_url rds_where;
 static int rds_configured;
 
+/* Copies s[0..n) into dst (size bytes) decoding %XX; -1 when too long or malformed. */
+static int rds_unescape(char *dst, size_t size, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]))
+                return -1;
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+            if (c == '\0')
+                return -1; /* would cut the string short */
+        }
+        if (o + 1 >= size)
+            return -1;
+        dst[o++] = c;
+    }
+    dst[o] = '\0';
+    return 0;
+}
+
 int rds_url_parse(const char *url, struct rds_url *u)
 {
     memset(u, 0, sizeof(*u));
     u->port = 6379;
     if (strncmp(url, "redis://", 8) != 0)
         return -1;
-    const char *p = url + 8, *at = strchr(p, '@');
+    /* The last '@': a password may hold one unescaped; host, port and db never do. */
+    const char *p = url + 8, *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
-        if ((size_t)(at - pw) >= sizeof(u->password))
+        if (colon && rds_unescape(u->username, sizeof(u->username), p, (size_t)(colon - p)) < 0)
             return -1;
-        memcpy(u->password, pw, (size_t)(at - pw));
+        if (rds_unescape(u->password, sizeof(u->password), pw, (size_t)(at - pw)) < 0)
+            return -1;
         p = at + 1;
     }
     size_t hl = strcspn(p, ":/");
@@ -66,7 +93,9 @@ static int rds_connect(void)
     }
     redisSetTimeout(rds_ctx, tv);
     redisReply *r = NULL;
-    if (rds_where.password[0])
+    if (rds_where.username[0])
+        r = redisCommand(rds_ctx, "AUTH %s %s", rds_where.username, rds_where.password);
+    else if (rds_where.password[0])
         r = redisCommand(rds_ctx, "AUTH %s", rds_where.password);
     if (!rds_where.password[0] || (r && r->type != REDIS_REPLY_ERROR)) {
         freeReplyObject(r);

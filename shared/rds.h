@@ -5,15 +5,19 @@
 
 struct arena;
 
-/* Host, port, db index and password of a redis:// URL. */
+/* Host, port, db index, ACL user name and password of a redis:// URL. */
 struct rds_url {
     char host[256];
     int port;
     int db;
+    char username[128]; /* empty: AUTH with the password alone (the default user) */
     char password[256];
 };
 
-/* Parses redis://[:password@]host[:port][/db]; -1 when malformed. */
+/*
+ * Parses redis://[[username]:password@]host[:port][/db]; user name and password are
+ * percent-decoded (%40 for '@'). -1 when malformed.
+ */
 int rds_url_parse(const char *url, struct rds_url *u);
 
 /*

@@ -310,12 +310,13 @@ static void ws_bus_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-static void ws_bus_on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+/* AUTH or SELECT refused (wrong password, no such db): drop the connection and retry. */
+static void ws_bus_on_setup(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct ws_bus *b = privdata;
     const redisReply *rep = reply;
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        snprintf(b->why, sizeof(b->why), "AUTH: %s", rep->str);
+        snprintf(b->why, sizeof(b->why), "AUTH/SELECT: %s", rep->str);
         redisAsyncDisconnect(ac);
     }
 }
@@ -348,12 +349,21 @@ static void ws_bus_on_disconnect(const redisAsyncContext *ac, int status)
     ws_bus_retry(b, ac->err ? ac->errstr : "connection closed");
 }
 
-/* Queues AUTH and every SUBSCRIBE: hiredis sends them once connected. */
+/*
+ * Queues AUTH, SELECT and every SUBSCRIBE: hiredis sends them once connected. The
+ * command connection keeps presence and the shared message rate limit in REDIS_URL's
+ * db, where chat-fcgi reads and counts them (pub/sub ignores the db).
+ */
 static void ws_bus_prime(struct ws_bus *b)
 {
     b->pending = 0;
-    if (b->url.password[0])
-        redisAsyncCommand(b->ac, ws_bus_on_auth, b, "AUTH %s", b->url.password);
+    if (b->url.username[0])
+        redisAsyncCommand(b->ac, ws_bus_on_setup, b, "AUTH %s %s", b->url.username,
+                          b->url.password);
+    else if (b->url.password[0])
+        redisAsyncCommand(b->ac, ws_bus_on_setup, b, "AUTH %s", b->url.password);
+    if (b->url.db)
+        redisAsyncCommand(b->ac, ws_bus_on_setup, b, "SELECT %d", b->url.db);
     for (size_t i = 0; i < b->tab_size; i++)
         for (struct ws_bus_route **p = &b->tab[i]; *p;) {
             struct ws_bus_route *r = *p;
