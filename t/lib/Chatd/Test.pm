@@ -299,7 +299,8 @@ sub alive {
 # does not describe (route, status, content type, a field) is a failing assertion at once.
 # Requests to other ports (the FastCGI socket, chat-wsd directly, the fake Google) are not
 # checked; neither are raw-socket clients (t/9000, t/0210's slow senders).
-sub contract_file { return root() . '/build/www/openapi.json' }
+# CHATD_TEST_OPENAPI names another document (t/0330 checks that a wrong one fails a test).
+sub contract_file { return $ENV{CHATD_TEST_OPENAPI} || root() . '/build/www/openapi.json' }
 
 sub contract {
     require Chatd::Contract;
@@ -336,6 +337,7 @@ sub _contract_check {
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     Test::More::ok(0, unique_title("[$s->{name}] the answer to $method $path matches the OpenAPI document"));
     Test::More::diag("  $_") for @p;
+    Test::More::diag("  requested at $tx->{chatd_where}") if $tx->{chatd_where};
     Test::More::diag('  body: ' . substr($res->body // '', 0, 600));
 }
 
@@ -344,7 +346,15 @@ sub _contract_check {
     my $start = \&Mojo::UserAgent::start;
     *Mojo::UserAgent::start = sub {
         my ($ua, $tx) = @_;
-        $tx->once(finish => \&_contract_check) unless $tx->{chatd_contract}++;
+        if (!$tx->{chatd_contract}++) {
+            # Where the test asked, for the diagnostics (the check runs in the event loop).
+            for (my $i = 0; my @c = caller($i); $i++) {
+                next unless $c[1] =~ /\.t$/;
+                $tx->{chatd_where} = "$c[1] line $c[2]";
+                last;
+            }
+            $tx->once(finish => \&_contract_check);
+        }
         goto &$start;
     };
 }
