@@ -13,7 +13,8 @@ package Chatd::Contract;
 # body validates against that schema (additionalProperties false on our objects, so an extra
 # field is a failure). What the dispatcher answers on any path is accepted by its shape:
 # 404 {"detail"} on an unknown path, 405 {"detail"} with Allow on a known path with another
-# method, 307 with Location for a trailing slash, a CORS preflight (200 "OK" or 400). A 5xx
+# method, 307 with Location for a trailing slash, a CORS preflight (200 "OK" or 400), nginx's
+# own 400 for a request line it cannot route (%00, a path above the root). A 5xx
 # the test tolerates on purpose (Chatd::Test allow_5xx) needs only the {"detail"} shape.
 
 use strict;
@@ -97,6 +98,9 @@ sub check {
         return if $code == 200;
         return $code == 400 ? $self->_error_shape($res) : ("preflight answered $code");
     }
+    # nginx refuses a request line it cannot route (a NUL byte, a path above the root)
+    # before any location is chosen, with its own HTML page (error_page cannot take over there).
+    return () if $code == 400 && $path =~ m{%00|(?:^|/)\.\.(?:/|$)};
     my $op_method = $method eq 'HEAD' ? 'get' : lc $method;
     my @tpl = $self->match($path);
     if (!@tpl) {

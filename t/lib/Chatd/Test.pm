@@ -341,6 +341,28 @@ sub _contract_check {
     Test::More::diag('  body: ' . substr($res->body // '', 0, 600));
 }
 
+# For clients that bypass Mojo::UserAgent (raw sockets, t/9000): one assertion that the
+# answer to $method $target conforms. $res: a Mojo::Message::Response, or {status, headers
+# => {name => value}, body}.
+sub contract_ok {
+    my ($self, $method, $target, $res, $title) = @_;
+    if (ref $res eq 'HASH') {
+        require Mojo::Message::Response;
+        my $m = Mojo::Message::Response->new->code($res->{status});
+        $m->headers->header($_ => $res->{headers}{$_}) for keys %{$res->{headers} // {}};
+        $m->body($res->{body}) if defined $res->{body};
+        $res = $m;
+    }
+    (my $path = $target) =~ s/[?#].*//s;
+    my @p = contract()->check($method, $path, $res, allow_5xx => $self->{allow_5xx});
+    $self->{contract_checked}++;
+    $self->{contract_failed}++ if @p;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::ok(!@p, unique_title($title // "the answer to $method $path matches the OpenAPI document"))
+      or Test::More::diag(join "\n", map {"  $_"} @p);
+    return !@p;
+}
+
 {
     no warnings 'redefine';
     my $start = \&Mojo::UserAgent::start;
