@@ -92,7 +92,8 @@ is_deeply([$c->check(OPTIONS => '/anything', res(400, body => '{"detail":"Disall
 ok(scalar $c->check(GET => '/api/v1/users/me', res(500, body => '{"detail":"Internal Server Error"}')), 'an undocumented 500 does not');
 is_deeply([$c->check(GET => '/api/v1/users/me', res(500, body => '{"detail":"Internal Server Error"}'), allow_5xx => {500 => 1})],
     [], 'unless the test tolerates it (allow_5xx), with the {"detail"} shape');
-is_deeply([$c->check(HEAD => '/health', res(200))], [], 'HEAD is checked as GET, without a body');
+is_deeply([$c->check(HEAD => '/health', res(200, h => {'Content-Type' => 'application/json'}))], [],
+    'HEAD is checked as GET, without a body');
 ok(scalar $c->check(GET => '/health', res(200)), 'a GET without the documented body does not conform');
 ok(scalar $c->check(GET => '/health', res(200, body => '{"status":"healthy"}')), 'a body missing required fields does not');
 is_deeply([$c->check(DELETE => '/users/me', res(422, body => '{"detail":[{"loc":["path","id"],"msg":"m","type":"uuid_parsing"}]}'))],
