@@ -153,3 +153,14 @@ clean:
 .PHONY: all bootstrap run up down migrate seed-users reset-db test bench fuzz lint shellcheck \
         format-check clean install
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# The OpenAPI document and the assets of /docs and /redoc, served by nginx from build/www
+# (README.openapi.md). docs-vendor needs the npm registry only the first time.
+WWW := build/www/openapi.json build/www/vendor/.stamp
+all: $(WWW)
+build/www/openapi.json: scripts/openapi-build nginx/openapi/openapi.yaml \
+                        $(wildcard nginx/openapi/paths/*.yaml)
+	scripts/openapi-build $@
+build/www/vendor/.stamp: scripts/docs-vendor nginx/docs/vendor.lock
+	scripts/docs-vendor build/www/vendor
+	@touch $@

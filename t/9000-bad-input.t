@@ -94,6 +94,7 @@ for my $c (@cases) {
     my $json = eval { decode_json($r->{body}) };
     ok(ref $json eq 'HASH' && exists $json->{detail}, "$title: JSON with a detail")
       or diag("content-type: " . ($r->{headers}{'content-type'} // '-') . "\nanswer: " . substr($r->{body}, 0, 300));
+    $s->contract_ok($c->{method}, $path, $r, "$title: the answer matches the OpenAPI document");
 }
 
 my $t = $s->t;

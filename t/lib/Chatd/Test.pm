@@ -292,6 +292,95 @@ sub alive {
     return $state ne 'Z';
 }
 
+# --- the OpenAPI contract (README.openapi.md) ------------------------------------------------
+
+# Every transaction any Mojo::UserAgent of this process finishes against a started stack's
+# nginx is checked against build/www/openapi.json (Chatd::Contract): a response the document
+# does not describe (route, status, content type, a field) is a failing assertion at once.
+# Requests to other ports (the FastCGI socket, chat-wsd directly, the fake Google) are not
+# checked; neither are raw-socket clients (t/9000, t/0210's slow senders).
+# CHATD_TEST_OPENAPI names another document (t/0330 checks that a wrong one fails a test).
+sub contract_file { return $ENV{CHATD_TEST_OPENAPI} || root() . '/build/www/openapi.json' }
+
+sub contract {
+    require Chatd::Contract;
+    my $f = contract_file();
+    die "Chatd::Test: $f is missing: run make (scripts/openapi-build)\n" unless -f $f;
+    return Chatd::Contract->load($f);
+}
+
+sub _contract_stack {
+    my $url = shift;
+    return undef unless ($url->host // '') =~ /^(?:127\.0\.0\.1|localhost)$/;
+    my $port = $url->port // return undef;
+    for my $s (@LIVE) {
+        return $s if $s->{started} && !$s->{finished} && $s->{http_port} && $s->{http_port} == $port;
+    }
+    return undef;
+}
+
+sub _contract_check {
+    my $tx = shift;
+    my $req = $tx->req;
+    my $s = _contract_stack($req->url) // return;
+    my $res = $tx->res;
+    return unless defined $res->code;
+    my $method = $req->method;
+    my $path = $req->url->path->to_string;
+    $path = "/$path" unless $path =~ m{^/};
+    my $h = $req->headers;
+    my @p = contract()->check($method, $path, $res, allow_5xx => $s->{allow_5xx},
+        preflight => $method eq 'OPTIONS' && $h->header('Access-Control-Request-Method'));
+    $s->{contract_checked}++;
+    return unless @p;
+    $s->{contract_failed}++;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::ok(0, unique_title("[$s->{name}] the answer to $method $path matches the OpenAPI document"));
+    Test::More::diag("  $_") for @p;
+    Test::More::diag("  requested at $tx->{chatd_where}") if $tx->{chatd_where};
+    Test::More::diag('  body: ' . substr($res->body // '', 0, 600));
+}
+
+# For clients that bypass Mojo::UserAgent (raw sockets, t/9000): one assertion that the
+# answer to $method $target conforms. $res: a Mojo::Message::Response, or {status, headers
+# => {name => value}, body}.
+sub contract_ok {
+    my ($self, $method, $target, $res, $title) = @_;
+    if (ref $res eq 'HASH') {
+        require Mojo::Message::Response;
+        my $m = Mojo::Message::Response->new->code($res->{status});
+        $m->headers->header($_ => $res->{headers}{$_}) for keys %{$res->{headers} // {}};
+        $m->body($res->{body}) if defined $res->{body};
+        $res = $m;
+    }
+    (my $path = $target) =~ s/[?#].*//s;
+    my @p = contract()->check($method, $path, $res, allow_5xx => $self->{allow_5xx});
+    $self->{contract_checked}++;
+    $self->{contract_failed}++ if @p;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::ok(!@p, unique_title($title // "the answer to $method $path matches the OpenAPI document"))
+      or Test::More::diag(join "\n", map {"  $_"} @p);
+    return !@p;
+}
+
+{
+    no warnings 'redefine';
+    my $start = \&Mojo::UserAgent::start;
+    *Mojo::UserAgent::start = sub {
+        my ($ua, $tx) = @_;
+        if (!$tx->{chatd_contract}++) {
+            # Where the test asked, for the diagnostics (the check runs in the event loop).
+            for (my $i = 0; my @c = caller($i); $i++) {
+                next unless $c[1] =~ /\.t$/;
+                $tx->{chatd_where} = "$c[1] line $c[2]";
+                last;
+            }
+            $tx->once(finish => \&_contract_check);
+        }
+        goto &$start;
+    };
+}
+
 # ---------------------------------------------------------------------------------------
 # A stack.
 
@@ -634,6 +723,8 @@ sub finish {
     $tb->ok($r->{exit} == 0, "$pre scripts/stack down exits 0") or Test::More::diag(describe($r));
 
     $self->check_logs;
+    $tb->ok(!$self->{contract_failed}, "$pre every answer through nginx matched the OpenAPI document ("
+          . ($self->{contract_checked} // 0) . ' checked)');
     $self->_release;
 }
 
