@@ -17,6 +17,8 @@
 
 #define ADMIN_SEARCH_MAX 200
 #define ADMIN_OFFSET_MAX 1000000
+#define ADMIN_STR_(x) #x
+#define ADMIN_STR(x) ADMIN_STR_(x)
 
 static struct db_stmt q_stats = DB_STMT_IDEM("SELECT chatd_admin_stats()::text", 0);
 static struct db_stmt q_list =
@@ -168,42 +170,112 @@ int h_admin_get(struct req *r)
     return res ? admin_text(r, 200, res, 0) : resp_db_err(r, err);
 }
 
+#define ADMIN_CSV_BATCH 500
+
 /*
- * Streams the rows of sql to the client as CSV lines while libpq hands them
- * over one at a time (single-row mode): memory stays one row whatever the
- * table's size. The status line is written with the first result, so an
- * error before any row is still a proper error answer; one after the first
- * row can only cut the file short (logged).
+ * One CSV cell (RFC 4180), neutralised against formula injection: a value
+ * starting with = + - @ (or tab / CR, which spreadsheets skip first) gets a
+ * leading apostrophe; a cell with a quote, comma or line break is quoted,
+ * quotes doubled.
+ */
+static void admin_csv_cell(FCGX_Stream *out, const char *v, size_t n)
+{
+    int quote = 0;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = v[i] == '"' || v[i] == ',' || v[i] == '\n' || v[i] == '\r';
+    if (quote)
+        FCGX_PutChar('"', out);
+    if (n && strchr("=+-@\t\r", v[0]))
+        FCGX_PutChar('\'', out);
+    for (const char *q; n && (q = memchr(v, '"', n)); n -= (size_t)(q + 1 - v), v = q + 1) {
+        FCGX_PutStr(v, (int)(q + 1 - v), out);
+        FCGX_PutChar('"', out);
+    }
+    FCGX_PutStr(v, (int)n, out);
+    if (quote)
+        FCGX_PutChar('"', out);
+}
+
+/* A row's JSON object (in column order) as one CSV line; null is an empty cell. */
+static void admin_csv_line(FCGX_Stream *out, const char *json)
+{
+    json_object *o = json_tokener_parse(json);
+    int first = 1;
+    if (!o)
+        return;
+    json_object_object_foreach(o, key, val)
+    {
+        (void)key;
+        if (!first)
+            FCGX_PutChar(',', out);
+        first = 0;
+        if (json_object_is_type(val, json_type_string))
+            admin_csv_cell(out, json_object_get_string(val),
+                           (size_t)json_object_get_string_len(val));
+        else if (val)
+            admin_csv_cell(out, json_object_to_json_string(val),
+                           strlen(json_object_to_json_string(val)));
+    }
+    FCGX_PutStr("\r\n", 2, out);
+    json_object_put(o);
+}
+
+/* Ends the export's transaction; before the first row the error is still an answer. */
+static int admin_csv_fail(struct req *r, PGconn *c, PGresult *res, int started)
+{
+    enum db_err err = db_errclass(res);
+    log_warn("admin export%s: %s", started ? " cut short" : "",
+             res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+    PQclear(res);
+    PQclear(PQexec(c, "ROLLBACK"));
+    return started ? 0 : resp_db_err(r, err);
+}
+
+static int admin_csv_ok(PGresult *res, ExecStatusType want)
+{
+    return res && PQresultStatus(res) == want;
+}
+
+/*
+ * Streams the rows of sql to the client as CSV lines through a cursor,
+ * ADMIN_CSV_BATCH rows per FETCH: the worker holds one batch whatever the
+ * table's size, and each FETCH is its own statement under
+ * DB_STATEMENT_TIMEOUT_MS, so no row limit is needed. The status line goes
+ * out with the first batch, so an error before it is still a proper answer;
+ * one after it can only cut the file short (logged).
  */
 static int admin_csv_stream(struct req *r, const char *sql, const char *header, struct admin_q *q)
 {
     static const Oid types[] = {25 /* text */, 3802 /* jsonb */};
     const char *p[] = {q->search, q->filters};
     PGconn *c = db_conn();
-    if (!c || !PQsendQueryParams(c, sql, 2, types, p, NULL, NULL, 0) || !PQsetSingleRowMode(c))
+    if (!c)
         return req_err(r, 503, "Database unavailable");
-    int started = 0, head = !strcmp(r->method, "HEAD");
-    PGresult *res;
-    while ((res = PQgetResult(c))) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
-            enum db_err err = db_errclass(res);
-            log_error("admin export: %s", PQresultErrorMessage(res));
-            PQclear(res);
-            while ((res = PQgetResult(c)))
-                PQclear(res);
-            return started ? 0 : resp_db_err(r, err);
-        }
-        if (!started) {
-            started = 1;
+    PGresult *res = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (!admin_csv_ok(res, PGRES_COMMAND_OK))
+        return admin_csv_fail(r, c, res, 0);
+    PQclear(res);
+    res = PQexecParams(c, arena_printf(r->a, "DECLARE admin_csv NO SCROLL CURSOR FOR %s", sql), 2,
+                       types, p, NULL, NULL, 0);
+    if (!admin_csv_ok(res, PGRES_COMMAND_OK))
+        return admin_csv_fail(r, c, res, 0);
+    PQclear(res);
+    int started = 0, n = ADMIN_CSV_BATCH, head = !strcmp(r->method, "HEAD");
+    while (n == ADMIN_CSV_BATCH) {
+        res = PQexec(c, "FETCH " ADMIN_STR(ADMIN_CSV_BATCH) " FROM admin_csv");
+        if (!admin_csv_ok(res, PGRES_TUPLES_OK))
+            return admin_csv_fail(r, c, res, started);
+        if (!started++) {
             resp_raw(r, 200, NULL, NULL, 0);
             if (!head)
                 FCGX_PutS(header, r->fcgi->out);
         }
-        if (st == PGRES_SINGLE_TUPLE && !head)
-            FCGX_PutStr(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), r->fcgi->out);
+        n = PQntuples(res);
+        for (int i = 0; i < n && !head; i++)
+            admin_csv_line(r->fcgi->out, PQgetvalue(res, i, 0));
         PQclear(res);
     }
+    PQclear(PQexec(c, "COMMIT"));
     return 0;
 }
 
@@ -224,9 +296,8 @@ int h_admin_export(struct req *r)
         return resp_db_err(r, err);
     if (!PQgetisnull(res, 0, 0))
         return admin_bad(r, res, 0);
-    const char *sql =
-        arena_printf(r->a, "SELECT chatd_csv_line(%s(t)) %s %s", PQgetvalue(res, 0, 2),
-                     PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
+    const char *sql = arena_printf(r->a, "SELECT %s(t) %s %s", PQgetvalue(res, 0, 2),
+                                   PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
     const char *header = arena_printf(r->a, "%s\r\n", PQgetvalue(res, 0, 3));
     if (!sql || !header)
         return req_err(r, 500, "Out of memory");

@@ -90,24 +90,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT '%' || replace(replace(replace(btrim(q), '\', '\\'), '%', '\%'), '_', '\_') || '%'
 $$;
 
--- One CSV cell (RFC 4180), neutralised against formula injection: a cell
--- starting with = + - @ (or tab / CR, which spreadsheets strip first) gets a
--- leading apostrophe, then cells with a quote, comma or line break are quoted.
-CREATE FUNCTION chatd_csv_cell(v text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN x ~ '[",\r\n]' THEN '"' || replace(x, '"', '""') || '"' ELSE x END
-    FROM (SELECT CASE WHEN v IS NULL THEN ''
-                      WHEN v ~ '^[-=+@\t\r]' THEN '''' || v
-                      ELSE v END AS x) s
-$$;
-
--- A json object's values as one CSV line, in key order, CRLF-terminated.
-CREATE FUNCTION chatd_csv_line(j json) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT string_agg(chatd_csv_cell(e.value), ',' ORDER BY e.n) || E'\r\n'
-    FROM json_each_text(j) WITH ORDINALITY AS e(key, value, n)
-$$;
-
 -- The description of one model's list: table, row function, CSV header,
 -- search expression, sortable columns (name → index-backed expression) and
 -- filters (column → kind). NULL table: no such model.
