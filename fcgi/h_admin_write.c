@@ -39,11 +39,11 @@ static struct db_stmt q_contact_delete = DB_STMT("SELECT chatd_admin_contact_del
 static const char *const admin_last_admin =
     "The last admin cannot be demoted while the group has other members";
 
-/* Path id, lower-cased: ids in channel names and events are canonical. */
-static const char *admin_id(struct req *r)
+/* Path parameter i (a UUID), lower-cased: ids in channel names and events are canonical. */
+static const char *admin_id(struct req *r, int i)
 {
     char *low = arena_alloc(r->a, 37);
-    return low ? str_lower(low, r->params[0], 36) : r->params[0];
+    return low ? str_lower(low, r->params[i], 36) : r->params[i];
 }
 
 static int admin_json(struct req *r, int status, PGresult *res, int col)
@@ -109,7 +109,7 @@ static int admin_user_set(struct req *r, json_object *set)
 static int admin_self_lockout(struct req *r, json_object *set)
 {
     json_object *v;
-    if (strcasecmp(r->params[0], r->user->id) != 0)
+    if (strcasecmp(r->params[1], r->user->id) != 0)
         return 0;
     if ((json_object_object_get_ex(set, "is_active", &v) && !json_object_get_boolean(v)) ||
         (json_object_object_get_ex(set, "is_superuser", &v) && !json_object_get_boolean(v)))
@@ -124,7 +124,7 @@ static int admin_clash(struct req *r)
                                                          : "Username already taken");
 }
 
-int h_admin_user_update(struct req *r)
+static int admin_user_update(struct req *r)
 {
     json_object *set = jx_obj(r->a);
     int rc = h_admin_require(r);
@@ -134,7 +134,7 @@ int h_admin_user_update(struct req *r)
         rc = admin_self_lockout(r, set);
     if (rc)
         return rc;
-    const char *p[] = {r->user->id, r->params[0], jx_text(set, NULL)};
+    const char *p[] = {r->user->id, r->params[1], jx_text(set, NULL)};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_user_update, p, &err);
     if (!res)
@@ -143,7 +143,7 @@ int h_admin_user_update(struct req *r)
         return req_err(r, 404, "Not Found");
     if (PQgetvalue(res, 0, 1)[0] == 't') {
         /* Inactive is refused from the commit on; this ends the sessions and tells every wsd. */
-        const char *id = admin_id(r);
+        const char *id = admin_id(r, 1);
         if ((rc = auth_sessions_end(r, id, NULL, NULL)))
             return rc;
         auth_user_inactive(r, id);
@@ -202,11 +202,11 @@ int h_admin_user_password(struct req *r)
         return resp_db_err(r, err);
     if (PQgetvalue(res, 0, 0)[0] != 't')
         return req_err(r, 404, "Not Found");
-    auth_session_revoked(r, admin_id(r), NULL, NULL);
+    auth_session_revoked(r, admin_id(r, 0), NULL, NULL);
     return resp_raw(r, 204, NULL, NULL, 0);
 }
 
-int h_admin_group_update(struct req *r)
+static int admin_group_update(struct req *r)
 {
     json_object *set = jx_obj(r->a);
     int rc = h_admin_require(r);
@@ -218,7 +218,7 @@ int h_admin_group_update(struct req *r)
         rc = admin_set_bool(r, set, "is_private");
     if (rc)
         return rc;
-    const char *p[] = {r->user->id, r->params[0], jx_text(set, NULL)};
+    const char *p[] = {r->user->id, r->params[1], jx_text(set, NULL)};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_group_update, p, &err);
     return res ? admin_json(r, 200, res, 0) : resp_db_err(r, err);
@@ -235,7 +235,7 @@ static void admin_role_event(struct req *r, const char *gid, const char *uid, co
         bus_publish(r->a, "group", gid, ev);
 }
 
-int h_admin_member_update(struct req *r)
+static int admin_member_update(struct req *r)
 {
     const char *role;
     int rc = h_admin_require(r);
@@ -245,7 +245,7 @@ int h_admin_member_update(struct req *r)
         rc = req_invalid(r, "body", "role", "Input should be 'admin' or 'member'", "literal_error");
     if (rc)
         return rc;
-    const char *p[] = {r->user->id, r->params[0], role};
+    const char *p[] = {r->user->id, r->params[1], role};
     enum db_err err;
     PGresult *res = db_run(r->a, &q_member_role, p, &err);
     if (!res)
@@ -328,10 +328,7 @@ int h_admin_delete(struct req *r)
     if (rc)
         return rc;
     const char *model = r->params[0];
-    char *id = arena_alloc(r->a, 37);
-    if (!id)
-        return req_err(r, 500, "Out of memory");
-    const char *p[] = {r->user->id, str_lower(id, r->params[1], 36)};
+    const char *p[] = {r->user->id, admin_id(r, 1)};
     if (!strcmp(model, "users")) {
         /* Users are never deleted (API.md): deactivate them. */
         resp_header(r, "Allow", "GET, PATCH");
@@ -345,5 +342,23 @@ int h_admin_delete(struct req *r)
         return admin_delete_member(r, p);
     if (!strcmp(model, "contacts"))
         return admin_delete_contact(r, p);
+    return req_err(r, 404, "Not Found");
+}
+
+int h_admin_update(struct req *r)
+{
+    int rc = h_admin_require(r);
+    if (rc)
+        return rc;
+    if (!strcmp(r->params[0], "users"))
+        return admin_user_update(r);
+    if (!strcmp(r->params[0], "groups"))
+        return admin_group_update(r);
+    if (!strcmp(r->params[0], "group_members"))
+        return admin_member_update(r);
+    if (!strcmp(r->params[0], "messages") || !strcmp(r->params[0], "contacts")) {
+        resp_header(r, "Allow", "GET, DELETE");
+        return req_err(r, 405, "Method Not Allowed");
+    }
     return req_err(r, 404, "Not Found");
 }

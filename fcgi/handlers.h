@@ -82,10 +82,9 @@ int h_admin_list(struct req *r);
 int h_admin_get(struct req *r);
 int h_admin_export(struct req *r);
 int h_admin_user_create(struct req *r);
-int h_admin_user_update(struct req *r);
 int h_admin_user_password(struct req *r);
-int h_admin_group_update(struct req *r);
-int h_admin_member_update(struct req *r);
+/* PATCH /api/v1/admin/{model}/{id}: users, groups, group_members; other models 405. */
+int h_admin_update(struct req *r);
 int h_admin_delete(struct req *r);
 
 #endif

@@ -70,12 +70,10 @@ const struct route route_table[] = {
     {"GET", "/api/v1/admin/audit", h_admin_audit, R_AUTH, 0},
     {"POST", "/api/v1/admin/users", h_admin_user_create, R_AUTH | R_JSON, 0},
     {"PUT", "/api/v1/admin/users/{id:uuid}/password", h_admin_user_password, R_AUTH | R_JSON, 0},
-    {"PATCH", "/api/v1/admin/users/{id:uuid}", h_admin_user_update, R_AUTH | R_JSON, 0},
-    {"PATCH", "/api/v1/admin/groups/{id:uuid}", h_admin_group_update, R_AUTH | R_JSON, 0},
-    {"PATCH", "/api/v1/admin/group_members/{id:uuid}", h_admin_member_update, R_AUTH | R_JSON, 0},
     {"GET", "/api/v1/admin/{model}/export.csv", h_admin_export, R_AUTH, 0},
     {"GET", "/api/v1/admin/{model}", h_admin_list, R_AUTH, 0},
     {"GET", "/api/v1/admin/{model}/{id:uuid}", h_admin_get, R_AUTH, 0},
+    {"PATCH", "/api/v1/admin/{model}/{id:uuid}", h_admin_update, R_AUTH | R_JSON, 0},
     {"DELETE", "/api/v1/admin/{model}/{id:uuid}", h_admin_delete, R_AUTH, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);

@@ -19,6 +19,11 @@ CREATE INDEX admin_audit_object_id_idx ON admin_audit (object_id, created_at);
 -- Sort orders of the lists (newest first by default), each walked by an index.
 CREATE INDEX users_created_at_idx ON users (created_at, id);
 CREATE INDEX users_last_seen_idx ON users (last_seen, id);
+-- The filters whose matches are usually few (superusers, deactivated, online): a page or a
+-- count of them never walks every user.
+CREATE INDEX users_superuser_created_idx ON users (created_at, id) WHERE is_superuser;
+CREATE INDEX users_inactive_created_idx ON users (created_at, id) WHERE NOT is_active;
+CREATE INDEX users_online_created_idx ON users (created_at, id) WHERE is_online;
 CREATE INDEX users_admin_search_trgm_idx ON users USING gin
     ((username || ' ' || email || ' ' || coalesce(first_name, '') || ' ' || coalesce(last_name, ''))
      gin_trgm_ops);
