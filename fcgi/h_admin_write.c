@@ -54,54 +54,18 @@ static int admin_json(struct req *r, int status, PGresult *res, int col)
                     (size_t)PQgetlength(res, 0, col));
 }
 
-/* A nullable string field into set: absent stays absent, null clears (keep for NOT NULL ones). */
-static int admin_set_str(struct req *r, json_object *set, const char *field, size_t min, size_t max)
-{
-    const char *v;
-    int rc = body_str(r, field, min, max, BODY_NULLABLE, &v);
-    if (!rc && body_has(r, field))
-        json_object_object_add(set, field, v ? json_object_new_string(v) : NULL);
-    return rc;
-}
-
-static int admin_set_bool(struct req *r, json_object *set, const char *field)
-{
-    int v = 0, present;
-    int rc = body_bool(r, field, BODY_NULLABLE, &v, &present);
-    if (!rc && present)
-        json_object_object_add(set, field, json_object_new_boolean(v));
-    return rc;
-}
-
-static int admin_user_ids(struct req *r, json_object *set)
-{
-    const char *email = NULL, *username = NULL;
-    int rc = body_str(r, "email", 3, 320, BODY_NULLABLE, &email);
-    if (!rc && email && !body_is_email(email))
-        rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
-    if (!rc)
-        rc = body_str(r, "username", 3, 50, BODY_NULLABLE, &username);
-    if (!rc && username && !body_is_username(username))
-        rc = req_invalid(r, "body", "username", "String should match pattern '^[A-Za-z0-9_.-]+$'",
-                         "string_pattern_mismatch");
-    if (!rc && email)
-        json_object_object_add(set, "email", json_object_new_string(email));
-    if (!rc && username)
-        json_object_object_add(set, "username", json_object_new_string(username));
-    return rc;
-}
-
 /* The PATCH body as the jsonb chatd_admin_user_update applies. */
 static int admin_user_set(struct req *r, json_object *set)
 {
     static const char *const strs[] = {"first_name", "last_name", "bio", "avatar_url"};
     static const size_t maxes[] = {100, 100, 500, 500};
     static const char *const flags[] = {"is_active", "is_verified", "is_superuser"};
-    int rc = admin_user_ids(r, set);
+    const char *email;
+    int rc = users_set_ids(r, set, &email);
     for (size_t i = 0; !rc && i < sizeof(strs) / sizeof(strs[0]); i++)
-        rc = admin_set_str(r, set, strs[i], 0, maxes[i]);
+        rc = body_set_str(r, set, strs[i], 0, maxes[i]);
     for (size_t i = 0; !rc && i < sizeof(flags) / sizeof(flags[0]); i++)
-        rc = admin_set_bool(r, set, flags[i]);
+        rc = body_set_bool(r, set, flags[i]);
     return rc;
 }
 
@@ -211,11 +175,11 @@ static int admin_group_update(struct req *r)
     json_object *set = jx_obj(r->a);
     int rc = h_admin_require(r);
     if (!rc)
-        rc = set ? admin_set_str(r, set, "name", 1, 200) : req_err(r, 500, "Out of memory");
+        rc = set ? body_set_str(r, set, "name", 1, 200) : req_err(r, 500, "Out of memory");
     if (!rc)
-        rc = admin_set_str(r, set, "description", 0, 1000);
+        rc = body_set_str(r, set, "description", 0, 1000);
     if (!rc)
-        rc = admin_set_bool(r, set, "is_private");
+        rc = body_set_bool(r, set, "is_private");
     if (rc)
         return rc;
     const char *p[] = {r->user->id, r->params[1], jx_text(set, NULL)};

@@ -2,8 +2,8 @@
 # full scan per page"). chatd_admin_list (schema/0017_admin.sql) runs two statements built by
 # chatd_admin_query: the page (ORDER BY ... LIMIT/OFFSET) and the capped count (LIMIT 10001).
 # This test builds them the same way, plans them as EXECUTE plans them (custom plans with the
-# values), and fails on any sequential scan, or an index scan with no bound at all under a
-# count (only a Limit may stop a scan early). Also: the function answers the same page.
+# values), and fails on a sequential scan that may read the whole table, or an index scan with
+# no bound and no Limit above it. Also: the function answers the same page.
 use strict;
 use warnings;
 use Test::More;
@@ -13,12 +13,23 @@ use Chatd::Test;
 use Mojo::JSON qw(from_json to_json);
 use Time::HiRes ();
 
-my $ROWS = 1_000_000;
+# CHATD_EXPLAIN_ROWS lowers it for a quick look; the spec's figure is the default.
+my $ROWS = $ENV{CHATD_EXPLAIN_ROWS} || 1_000_000;
 my $s = Chatd::Test->new(parts => 'redis')->start;
 
 my $t0 = Time::HiRes::time();
+# The GIN (trigram) indexes of both tables are dropped for the load and rebuilt from their own
+# definitions afterwards: building one is minutes faster than a million inserts into it.
 my $seed = Chatd::Test::psql_run($s->admin_db_url, qq{
     SET synchronous_commit = off;
+    SET maintenance_work_mem = '256MB';
+    CREATE TEMP TABLE gin_defs AS
+        SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+        WHERE i.indrelid IN ('users'::regclass, 'messages'::regclass) AND a.amname = 'gin';
+    DO \$\$ DECLARE r record; BEGIN
+        FOR r IN SELECT * FROM gin_defs LOOP EXECUTE format('DROP INDEX %I', r.name); END LOOP;
+    END \$\$;
     INSERT INTO users (email, hashed_password, username, first_name, last_name, is_active,
                        is_superuser, is_online, is_verified, last_seen, created_at)
     SELECT 'u' || i || '\@example.com', 'x',
@@ -41,9 +52,14 @@ my $seed = Chatd::Test::psql_run($s->admin_db_url, qq{
            CASE WHEN i % 10 = 0 THEN g.a[1 + i % 20] END,
            i % 10 <> 0, now() - i * interval '1 second'
     FROM u, g, generate_series(1, $ROWS) i;
-    ANALYZE users; ANALYZE messages; ANALYZE groups;}, timeout => 1200);
+    DO \$\$ DECLARE r record; BEGIN
+        FOR r IN SELECT * FROM gin_defs LOOP EXECUTE r.def; END LOOP;
+    END \$\$;
+    ANALYZE users; ANALYZE messages; ANALYZE groups;}, timeout => 3600);
 is($seed->{exit}, 0, "seed $ROWS users and $ROWS messages, ANALYZE") or diag(Chatd::Test::describe($seed));
 diag(sprintf('seeding took %.0f s', Time::HiRes::time() - $t0));
+is($s->psql(q{SELECT count(*) FROM pg_indexes WHERE indexdef ~ 'gin_trgm_ops' AND tablename IN ('users', 'messages')}) + 0,
+    3, 'the trigram indexes are back');
 
 sub psql1 {
     my ($sql) = @_;
@@ -58,7 +74,10 @@ sub bad_scans {
     my ($node, $limited, $bad) = @_;
     my $type = $node->{'Node Type'} // '';
     $limited ||= $type eq 'Limit';
-    push @$bad, "Seq Scan on $node->{'Relation Name'}" if $type eq 'Seq Scan';
+    # A Limit may stop an unfiltered sequential scan early (the capped count reads 10001 rows);
+    # one with a Filter, or with no Limit above it, may read the whole table.
+    push @$bad, "Seq Scan on $node->{'Relation Name'}"
+      if $type eq 'Seq Scan' && (!$limited || $node->{Filter});
     push @$bad, "$type using $node->{'Index Name'}, unbounded"
       if $type =~ /^Index (?:Only )?Scan$/ && !$node->{'Index Cond'} && !$limited;
     bad_scans($_, $limited, $bad) for @{$node->{Plans} // []};
