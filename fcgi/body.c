@@ -102,3 +102,21 @@ int body_uuid(struct req *r, const char *field, unsigned flags, const char **out
     *out = low ? str_lower(low, *out, 36) : NULL;
     return 0;
 }
+
+int body_set_str(struct req *r, json_object *set, const char *field, size_t min, size_t max)
+{
+    const char *v;
+    int rc = body_str(r, field, min, max, BODY_NULLABLE, &v);
+    if (!rc && body_has(r, field))
+        json_object_object_add(set, field, v ? json_object_new_string(v) : NULL);
+    return rc;
+}
+
+int body_set_bool(struct req *r, json_object *set, const char *field)
+{
+    int v = 0, present;
+    int rc = body_bool(r, field, BODY_NULLABLE, &v, &present);
+    if (!rc && present)
+        json_object_object_add(set, field, json_object_new_boolean(v));
+    return rc;
+}

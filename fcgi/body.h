@@ -6,6 +6,7 @@
 #include "str.h"
 
 struct req;
+struct json_object;
 
 enum body_flags {
     BODY_REQUIRED = 1 << 0,
@@ -22,6 +23,13 @@ int body_str(struct req *r, const char *field, size_t min, size_t max, unsigned 
 int body_bool(struct req *r, const char *field, unsigned flags, int *out, int *present);
 /* A UUID string (36 chars, lower-cased in *out). */
 int body_uuid(struct req *r, const char *field, unsigned flags, const char **out);
+/*
+ * PATCH helpers: the field into the JSON object set (a string within [min,
+ * max] characters, or a boolean). Absent stays absent; an explicit null is
+ * added as null (it clears). Returns 0 or 422.
+ */
+int body_set_str(struct req *r, struct json_object *set, const char *field, size_t min, size_t max);
+int body_set_bool(struct req *r, struct json_object *set, const char *field);
 /* 1 when the body has the key (even with null). */
 int body_has(struct req *r, const char *field);
 

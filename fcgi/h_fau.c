@@ -362,44 +362,6 @@ int h_fau_verify_link(struct req *r)
     return h_fau_verify_token(r, token);
 }
 
-/* Reads a nullable string field into set: absent stays absent, null clears. */
-static int h_fau_set_str(struct req *r, json_object *set, const char *field, size_t max)
-{
-    const char *v;
-    int rc = body_str(r, field, 0, max, BODY_NULLABLE, &v);
-    if (!rc && body_has(r, field))
-        json_object_object_add(set, field, v ? json_object_new_string(v) : NULL);
-    return rc;
-}
-
-static int h_fau_set_bool(struct req *r, json_object *set, const char *field)
-{
-    int v = 0, present;
-    int rc = body_bool(r, field, BODY_NULLABLE, &v, &present);
-    if (!rc && present)
-        json_object_object_add(set, field, json_object_new_boolean(v));
-    return rc;
-}
-
-/* email and username: a null or absent value keeps the current one. */
-static int h_fau_set_ids(struct req *r, json_object *set, const char **email)
-{
-    const char *username = NULL;
-    int rc = body_str(r, "email", 3, 320, BODY_NULLABLE, email);
-    if (!rc && *email && !body_is_email(*email))
-        rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
-    if (!rc)
-        rc = body_str(r, "username", 3, 50, BODY_NULLABLE, &username);
-    if (!rc && username && !body_is_username(username))
-        rc = req_invalid(r, "body", "username", "String should match pattern '^[A-Za-z0-9_.-]+$'",
-                         "string_pattern_mismatch");
-    if (!rc && *email)
-        json_object_object_add(set, "email", json_object_new_string(*email));
-    if (!rc && username)
-        json_object_object_add(set, "username", json_object_new_string(username));
-    return rc;
-}
-
 /*
  * The fields of a UserUpdate body as the jsonb of q_update; the privilege
  * flags only when privileged. cur_email is the account's current address.
@@ -409,17 +371,17 @@ static int h_fau_update_set(struct req *r, int privileged, const char *cur_email
 {
     static const char *const flags[] = {"is_active", "is_superuser", "is_verified"};
     const char *email = NULL, *password = NULL;
-    int rc = h_fau_set_ids(r, set, &email);
+    int rc = users_set_ids(r, set, &email);
     if (!rc)
-        rc = h_fau_set_str(r, set, "first_name", 100);
+        rc = body_set_str(r, set, "first_name", 0, 100);
     if (!rc)
-        rc = h_fau_set_str(r, set, "last_name", 100);
+        rc = body_set_str(r, set, "last_name", 0, 100);
     if (!rc)
-        rc = h_fau_set_str(r, set, "avatar_url", 500);
+        rc = body_set_str(r, set, "avatar_url", 0, 500);
     if (!rc)
-        rc = h_fau_set_str(r, set, "bio", 500);
+        rc = body_set_str(r, set, "bio", 0, 500);
     for (size_t i = 0; privileged && !rc && i < sizeof(flags) / sizeof(flags[0]); i++)
-        rc = h_fau_set_bool(r, set, flags[i]);
+        rc = body_set_bool(r, set, flags[i]);
     if (!rc)
         rc = body_str(r, "password", 0, 128, BODY_NULLABLE, &password);
     if (rc || !password)

@@ -75,4 +75,18 @@ int h_groups_member_add(struct req *r);
 int h_groups_member_remove(struct req *r);
 int h_groups_member_role(struct req *r);
 
+/* h_admin.c, h_admin_write.c (API.md "Admin") */
+/* 0 when the caller is a superuser (read from the database this request), else 403. */
+int h_admin_require(struct req *r);
+int h_admin_stats(struct req *r);
+int h_admin_audit(struct req *r);
+int h_admin_list(struct req *r);
+int h_admin_get(struct req *r);
+int h_admin_export(struct req *r);
+int h_admin_user_create(struct req *r);
+int h_admin_user_password(struct req *r);
+/* PATCH /api/v1/admin/{model}/{id}: users, groups, group_members; other models 405. */
+int h_admin_update(struct req *r);
+int h_admin_delete(struct req *r);
+
 #endif

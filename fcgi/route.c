@@ -67,6 +67,16 @@ const struct route route_table[] = {
     /* Bad names are 404 (h_upload_get checks them), not the 422 of a typed parameter. */
     {"POST", "/api/v1/upload", h_upload_create, R_AUTH | R_STREAM, 0},
     {"GET", "/api/v1/upload/{filename}", h_upload_get, 0, 0},
+    /* Admin (API.md "Admin"): literal paths first, then the {model} patterns. */
+    {"GET", "/api/v1/admin/stats", h_admin_stats, R_AUTH, 0},
+    {"GET", "/api/v1/admin/audit", h_admin_audit, R_AUTH, 0},
+    {"POST", "/api/v1/admin/users", h_admin_user_create, R_AUTH | R_JSON, 0},
+    {"PUT", "/api/v1/admin/users/{id:uuid}/password", h_admin_user_password, R_AUTH | R_JSON, 0},
+    {"GET", "/api/v1/admin/{model}/export.csv", h_admin_export, R_AUTH, 0},
+    {"GET", "/api/v1/admin/{model}", h_admin_list, R_AUTH, 0},
+    {"GET", "/api/v1/admin/{model}/{id:uuid}", h_admin_get, R_AUTH, 0},
+    {"PATCH", "/api/v1/admin/{model}/{id:uuid}", h_admin_update, R_AUTH | R_JSON, 0},
+    {"DELETE", "/api/v1/admin/{model}/{id:uuid}", h_admin_delete, R_AUTH, 0},
 };
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 

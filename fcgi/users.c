@@ -1,5 +1,6 @@
 #include "users.h"
 
+#include <json-c/json.h>
 #include <string.h>
 
 #include "body.h"
@@ -59,4 +60,22 @@ PGresult *users_insert(struct req *r, const struct users_new *nu, const char **c
 int users_password_has_email(const char *password, const char *email)
 {
     return *email && strcasestr(password, email) != NULL;
+}
+
+int users_set_ids(struct req *r, json_object *set, const char **email)
+{
+    const char *username = NULL;
+    int rc = body_str(r, "email", 3, 320, BODY_NULLABLE, email);
+    if (!rc && *email && !body_is_email(*email))
+        rc = req_invalid(r, "body", "email", "value is not a valid email address", "value_error");
+    if (!rc)
+        rc = body_str(r, "username", 3, 50, BODY_NULLABLE, &username);
+    if (!rc && username && !body_is_username(username))
+        rc = req_invalid(r, "body", "username", "String should match pattern '^[A-Za-z0-9_.-]+$'",
+                         "string_pattern_mismatch");
+    if (!rc && *email)
+        json_object_object_add(set, "email", json_object_new_string(*email));
+    if (!rc && username)
+        json_object_object_add(set, "username", json_object_new_string(username));
+    return rc;
 }
