@@ -37,8 +37,9 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv);
  * fixed rate over `conns` parallel HTTP/1.1 keep-alive connections, with the
  * content "wsload <wl_post_now_us() at the send>" that the receiving
  * WebSockets turn into a latency. Prints one line when done:
- *   post conns=.. posted=.. failed=.. late=.. max_lag_ms=..
- * (late: POSTs that started over 1 ms after their due time).
+ *   post conns=.. connects=.. posted=.. failed=.. late=.. max_lag_ms=..
+ * (connects: TCP connections opened, conns unless the server closed some;
+ * late: POSTs that started over 1 ms after their due time).
  */
 struct wl_post {
     const char *addr;

@@ -38,7 +38,7 @@ struct wl_post_conn {
     pthread_t thread;
     int fd, started;
     int dropped; /* the server closed (or reset) it before any byte of the answer */
-    long posted, failed, late;
+    long posted, failed, late, connects;
     long long max_lag_us;
     char first_error[96];
     char buf[16384];
@@ -178,6 +178,7 @@ static int wl_post_one(struct wl_post_conn *c)
         int reused = c->fd >= 0;
         if (!reused && (c->fd = wl_post_connect(p)) < 0)
             return -1;
+        c->connects += !reused;
         char body[256], req[8192];
         int blen = snprintf(body, sizeof(body), "{\"content\":\"wsload %lld\",\"%s\":\"%s\"}",
                             wl_post_now_us(), p->field, p->target);
@@ -252,19 +253,20 @@ static int wl_post_conns(const struct wl_post *p)
 /* Sums the threads' counts into p and prints the "post" line. */
 static void wl_post_sum(struct wl_post *p, struct wl_post_conn *c, int n)
 {
-    long late = 0;
+    long late = 0, connects = 0;
     long long lag = 0;
     for (int i = 0; i < n; i++) {
         p->posted += c[i].posted;
         p->failed += c[i].failed;
         late += c[i].late;
+        connects += c[i].connects;
         if (c[i].max_lag_us > lag)
             lag = c[i].max_lag_us;
         if (!p->first_error[0] && c[i].first_error[0])
             snprintf(p->first_error, sizeof(p->first_error), "%s", c[i].first_error);
     }
-    printf("post conns=%d posted=%ld failed=%ld late=%ld max_lag_ms=%.2f\n", n, p->posted,
-           p->failed, late, (double)lag / 1000.0);
+    printf("post conns=%d connects=%ld posted=%ld failed=%ld late=%ld max_lag_ms=%.2f\n", n,
+           connects, p->posted, p->failed, late, (double)lag / 1000.0);
     fflush(stdout);
 }
 
