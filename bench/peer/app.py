@@ -38,10 +38,13 @@ SECRET_KEY = os.environ["SECRET_KEY"]
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 AUDIENCE = "fastapi-users:auth"
 
-# jit off: asyncpg's type introspection on each new connection is a query the
-# JIT compiles for hundreds of ms (asyncpg's FAQ); the requests' own queries
-# are far below jit_above_cost either way. Pool: 20 connections per worker.
-engine = create_async_engine(DATABASE_URL, pool_size=10, max_overflow=10,
+# A fixed pool of 10 connections per worker: with SQLAlchemy's default
+# overflow, each connection above pool_size is closed when it is returned, so
+# under 64 clients most requests paid a new connection (asyncpg's connect and
+# type introspection: ~30 CPU ms a request). jit off: that introspection query
+# is one the JIT compiles for hundreds of ms (asyncpg's FAQ); the requests' own
+# queries are far below jit_above_cost either way.
+engine = create_async_engine(DATABASE_URL, pool_size=10, max_overflow=0,
                              connect_args={"server_settings": {"jit": "off"}})
 Session = sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 Base = declarative_base()
