@@ -35,12 +35,12 @@ my $peer = Chatd::Test::spawn_cmd(
         PUBLIC_URL   => $s->env('PUBLIC_URL')
     },
     merge   => 1,
-    timeout => 5
+    timeout => 60
 );
 my $ua = Mojo::UserAgent->new(request_timeout => 20);
 ok( Chatd::Test::wait_for(
         sub { ($ua->get("http://127.0.0.1:$port/api/v1/users/me", $alice->{auth})->res->code // 0) == 200 },
-        60, 'the peer to answer'
+        180, 'the peer to answer'
     ),
     'the peer answers GET /api/v1/users/me'
 );
