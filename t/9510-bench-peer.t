@@ -37,6 +37,8 @@ my $peer = Chatd::Test::spawn_cmd(
     merge   => 1,
     timeout => 60
 );
+# However the test ends, the peer and its workers (its process group) go with it.
+END { kill 'KILL', -$peer->{pid} if $peer && $peer->{pid} && !$peer->{reaped} }
 my $ua = Mojo::UserAgent->new(request_timeout => 20);
 ok( Chatd::Test::wait_for(
         sub { ($ua->get("http://127.0.0.1:$port/api/v1/users/me", $alice->{auth})->res->code // 0) == 200 },
@@ -111,5 +113,6 @@ same('an inactive receiver', 404, post($alice, {content => 'x', receiver_id => $
 
 kill 'TERM', -$peer->{pid};
 my $r = Chatd::Test::wait_cmd($peer);
+$peer->{reaped} = 1;
 ok(!$r->{timed_out}, 'the peer stops on SIGTERM') or diag(Chatd::Test::describe($r));
 Chatd::Test::done();
