@@ -19,6 +19,7 @@ struct wl_opts {
     int group;                /* target is a group */
     const char *sender_token; /* -s: latency and fanout POST with it */
     int port, post_port, n, max_inflight;
+    int post_conns; /* -C: keep-alive connections that POST (0: one per 50/s of RATE) */
     int setup_s, hold_s, run_s, verbose;
     double rate;
     struct wl_token *tokens; /* read from -k */
@@ -36,10 +37,13 @@ struct wl_opts {
 int wl_opts_parse(struct wl_opts *o, int argc, char **argv);
 
 /*
- * The REST side of wsload latency and fanout: one thread POSTing
- * /api/v1/messages at a fixed rate, each on its own HTTP/1.0 connection, with
- * the content "wsload <wl_post_now_us() at the send>" that the receiving
- * WebSockets turn into a latency.
+ * The REST side of wsload latency and fanout: POSTs /api/v1/messages at a
+ * fixed rate over `conns` parallel HTTP/1.1 keep-alive connections, with the
+ * content "wsload <wl_post_now_us() at the send>" that the receiving
+ * WebSockets turn into a latency. Prints one line when done:
+ *   post conns=.. connects=.. posted=.. failed=.. late=.. max_lag_ms=..
+ * (connects: TCP connections opened, conns unless the server closed some;
+ * late: POSTs that started over 1 ms after their due time).
  */
 struct wl_post {
     const char *addr;
@@ -49,6 +53,7 @@ struct wl_post {
     const char *field;  /* "receiver_id" or "group_id" */
     const char *target; /* its value */
     double rate;        /* POSTs per second */
+    int conns;          /* parallel connections (0: one per 50/s of rate) */
     int secs;           /* for how long */
     atomic_int stop;    /* set by the main thread to end early */
     long posted;        /* answered 201 (nchan: 201 or 202) */
@@ -56,7 +61,8 @@ struct wl_post {
     char first_error[96];
 };
 
-/* pthread start routine; arg is a struct wl_post, read back after pthread_join(). */
+/* pthread start routine (it starts and joins the connection threads); arg is a
+ * struct wl_post, read back after pthread_join(). */
 void *wl_post_run(void *arg);
 
 /* wsload storm (bench/wsload_storm.c): runs the whole mode; returns the exit code. */

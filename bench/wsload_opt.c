@@ -43,19 +43,20 @@ static int wl_opt_tokens(struct wl_opts *o, const char *file)
 
 static int wl_opt_usage(void)
 {
-    fprintf(stderr,
-            "usage: wsload idle    -p PORT -k TOKENS [-n N] [-H HOLD_SECS]\n"
-            "       wsload probe   -p PORT -k TOKENS [-m TEXT]\n"
-            "       wsload send    -p PORT -k TOKENS -r RECEIVER_ID [-n N] [-d SECS]\n"
-            "       wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N]\n"
-            "                      [-R RATE] [-d SECS]\n"
-            "       wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N]\n"
-            "                      [-R RATE] [-d SECS]\n"
-            "       wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]\n"
-            "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n"
-            "       [-S SETTLE_MAX_SECS] [-b BINDS] (source addresses 127.0.0.2 ...) [-N] (nchan: "
-            "no ping, POST to\n"
-            "       /pub/GROUP_ID; -P /sub/ and a TOKENS line \"GROUP_ID -\")\n");
+    fprintf(
+        stderr,
+        "usage: wsload idle    -p PORT -k TOKENS [-n N] [-H HOLD_SECS]\n"
+        "       wsload probe   -p PORT -k TOKENS [-m TEXT]\n"
+        "       wsload send    -p PORT -k TOKENS -r RECEIVER_ID [-n N] [-d SECS]\n"
+        "       wsload latency -p PORT -k TOKENS -s SENDER_TOKEN -r RECEIVER_ID [-n N]\n"
+        "                      [-R RATE] [-C POST_CONNS] [-d SECS]\n"
+        "       wsload fanout  -p PORT -k TOKENS -s SENDER_TOKEN -g GROUP_ID [-n N]\n"
+        "                      [-R RATE] [-C POST_CONNS] [-d SECS]\n"
+        "       wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]\n"
+        "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n"
+        "       [-S SETTLE_MAX_SECS] [-b BINDS] (source addresses 127.0.0.2 ...) [-N] (nchan: "
+        "no ping, POST to\n"
+        "       /pub/GROUP_ID; -P /sub/ and a TOKENS line \"GROUP_ID -\")\n");
     return -1;
 }
 
@@ -75,7 +76,8 @@ static int wl_opt_check(struct wl_opts *o)
         o->post_port = o->port;
     if (o->port <= 0 || o->port > 65535 || o->post_port <= 0 || o->post_port > 65535 || o->n < 1 ||
         o->n > WL_OPT_MAX_CONNS || o->max_inflight < 1 || o->setup_s < 1 || o->hold_s < 0 ||
-        o->hold_s > 3600 || o->run_s < 1 || o->run_s > 600 || !(o->rate > 0 && o->rate <= 100000))
+        o->hold_s > 3600 || o->run_s < 1 || o->run_s > 600 || !(o->rate > 0 && o->rate <= 100000) ||
+        o->post_conns < 0 || o->post_conns > 256)
         return -1;
     if (traffic && !o->target)
         return -1;
@@ -170,6 +172,9 @@ static int wl_opt_one(struct wl_opts *o, int opt, const char **tokens)
     case 'S':
         o->settle_s = atoi(optarg);
         break;
+    case 'C':
+        o->post_conns = atoi(optarg);
+        break;
     case 'v':
         o->verbose = 1;
         break;
@@ -194,7 +199,7 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv)
         return wl_opt_usage();
     o->mode = (enum wl_mode)opt;
     argc--, argv++;
-    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:G:O:")) != -1)
+    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:G:O:C:")) != -1)
         if (wl_opt_one(o, opt, &tokens) < 0)
             return wl_opt_usage();
     if (optind != argc || !tokens || wl_opt_check(o) < 0)
