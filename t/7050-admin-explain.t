@@ -108,8 +108,6 @@ my @cases = (
     [messages => undef, undef, {receiver_id => $sender}],
     [messages => undef, undef, {group_id => $group}],
     [messages => undef, '-seq', {sender_id => $sender, is_read => 'true'}],
-    [groups => 'group 1', undef, {}],
-    [groups => undef, 'name', {}],
 );
 for my $c (@cases) {
     my ($model, $search, $sort, $f) = @$c;
