@@ -274,6 +274,9 @@ static int admin_csv_stream(struct req *r, const char *sql, const char *header, 
         for (int i = 0; i < n && !head; i++)
             admin_csv_line(r->fcgi->out, PQgetvalue(res, i, 0));
         PQclear(res);
+        /* The client went away (nginx closed the request): stop reading the table. */
+        if (FCGX_GetError(r->fcgi->out))
+            break;
     }
     PQclear(PQexec(c, "COMMIT"));
     return 0;

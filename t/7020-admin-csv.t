@@ -87,7 +87,12 @@ SKIP: {
     is($lines, $N + 3, "big export: every row ($N + 2 + the header), no row limit");
     my $grow = vm_kb($w, 'HWM') - $idle;
     my $mb = length($res->body) >> 20;
-    ok($grow < 8192, "big export: $mb MiB sent, the worker's peak RSS grew by less than 8 MiB (+$grow KiB)");
+    diag("big export: $mb MiB sent, the worker's peak RSS +$grow KiB");
+    SKIP: {
+        skip 'RSS bounds are for the plain build (ASan keeps freed memory in quarantine)', 1
+          if -e Chatd::Test::root() . '/build/san/.stamp';
+        ok($grow < 8192, "big export: $mb MiB sent, the worker's peak RSS grew by less than 8 MiB (+$grow KiB)");
+    }
 }
 
 Chatd::Test::done();

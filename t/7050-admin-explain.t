@@ -108,8 +108,6 @@ my @cases = (
     [messages => undef, undef, {receiver_id => $sender}],
     [messages => undef, undef, {group_id => $group}],
     [messages => undef, '-seq', {sender_id => $sender, is_read => 'true'}],
-    [groups => 'group 1', undef, {}],
-    [groups => undef, 'name', {}],
 );
 for my $c (@cases) {
     my ($model, $search, $sort, $f) = @$c;
@@ -136,7 +134,7 @@ for my $c (@cases) {
 my $t1 = Time::HiRes::time();
 my $out = psql1(q{SELECT (body->>'total') FROM chatd_admin_list('users', 'alex12', '-username', '{}', 0, 50)});
 chomp $out;
-cmp_ok($out, '>', 0, 'chatd_admin_list: a search on 1M users finds rows');
+cmp_ok($out, '>', 0, "chatd_admin_list: a search on $ROWS users finds rows");
 my $ms = (Time::HiRes::time() - $t1) * 1000;
 diag(sprintf('chatd_admin_list(users, search) via psql: %.0f ms', $ms));
 
