@@ -120,7 +120,7 @@ bench: bootstrap
 
 # make install PREFIX=/usr/local DESTDIR=: programs, migrations, commands, nginx include
 # templates, systemd units, logrotate and the example env file (scripts/install,
-# README.install.md). Always the plain build: a SANITIZE=1 bin/ is rebuilt first.
+# README "Install behind your nginx"). Always the plain build: a SANITIZE=1 bin/ is rebuilt first.
 PREFIX        ?= /usr/local
 SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
@@ -155,7 +155,7 @@ clean:
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # The OpenAPI document and the assets of /docs and /redoc, served by nginx from build/www
-# (README.openapi.md). docs-vendor needs the npm registry only the first time.
+# (README "API documentation (OpenAPI)"). docs-vendor needs the npm registry only the first time.
 WWW := build/www/openapi.json build/www/vendor/.stamp
 all: $(WWW)
 build/www/openapi.json: scripts/openapi-build nginx/openapi/openapi.yaml \

@@ -2,7 +2,7 @@
 # None is closed, every connection ends knowing every member online (then offline), and the
 # presence frames a connection receives are bounded by the coalescing interval
 # (WSD_PRESENCE_COALESCE_MS: one flush per instance per interval, one frame per group per flush;
-# README.presence.md), where every member's transition used to be its own frame (O(N^2)).
+# README "Presence"), where every member's transition used to be its own frame (O(N^2)).
 #
 # Users, the group and its members are made in SQL (argon2 would cost ~60 ms a registration),
 # tokens are forged with the stack's secret. 10 "observers" connect first and must learn every

@@ -1,4 +1,4 @@
-# Issue 12, install half: `make install` into a DESTDIR, then what README.install.md's two
+# Issue 12, install half: `make install` into a DESTDIR, then what the README's two
 # paths ("Install behind your nginx", "Without root") tell an administrator to do, command
 # for command: an env file made from the installed example, chatd-migrate, the rendered
 # nginx include inside a stock-like server{} that also serves a site of its own, both
@@ -211,7 +211,7 @@ while (my ($k, $v) = each %set) {
 make_path("$etc/chatd", "$base/nginx");
 spew($env, $text);
 if ($as_root) {
-    # What README.install.md says: readable by root and the programs' group only.
+    # What README "Install behind your nginx" says: readable by root and the programs' group only.
     chown 0, scalar(getgrnam('nogroup')), $env;
     chmod 0640, $env;
     # The state directories the administrator gives the programs' user.

@@ -3,7 +3,7 @@ package Chatd::Contract;
 # Checks HTTP responses against the OpenAPI document (build/www/openapi.json, built by
 # scripts/openapi-build from nginx/openapi/). Chatd::Test calls check() for every
 # transaction a Mojo::UserAgent finishes against a stack's nginx, so every Perl test is a
-# contract test without asking for it (README.openapi.md).
+# contract test without asking for it (README "API documentation (OpenAPI)").
 #
 #   my $c = Chatd::Contract->load($file);          # once per process (cached)
 #   my @problems = $c->check($method, $path, $res, allow_5xx => \%statuses);

@@ -292,7 +292,7 @@ sub alive {
     return $state ne 'Z';
 }
 
-# --- the OpenAPI contract (README.openapi.md) ------------------------------------------------
+# --- the OpenAPI contract (README "API documentation (OpenAPI)") -----------------------------
 
 # Every transaction any Mojo::UserAgent of this process finishes against a started stack's
 # nginx is checked against build/www/openapi.json (Chatd::Contract): a response the document
