@@ -228,7 +228,7 @@ static void ws_presence_on_tick(uv_timer_t *t)
  * Marks u changed. The first change after a quiet interval goes out on the
  * next loop turn; later ones wait for the interval to end, so one instance
  * flushes at most once per WSD_PRESENCE_COALESCE_MS whatever the number of
- * connects (README.presence.md).
+ * connects (README "Presence").
  */
 static void ws_presence_touch(struct ws_presence *p, struct ws_presence_user *u)
 {

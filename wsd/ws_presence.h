@@ -17,7 +17,7 @@ struct ws_db;
  * one Redis script for all of them, one Postgres statement for the
  * transitions (chatd_set_online_batch, schema/0016_presence_batch.sql) and one
  * frame per channel: online_status for a single change, else presence
- * (README.presence.md).
+ * (README "Presence").
  */
 struct ws_presence;
 
