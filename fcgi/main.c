@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,25 +97,39 @@ static int main_socket_access(const char *path)
     return chown(path, (uid_t)-1, g->gr_gid);
 }
 
-static int main_listen(const char *where)
+/*
+ * A unix socket is bound under a temporary name, given its mode and group,
+ * then renamed over WHERE (a stale one from a crash included): no client,
+ * nginx or a test, ever finds it at its name without its group, and there is
+ * no moment without a socket at that name.
+ */
+static int main_listen_unix(const char *where)
 {
-    /* A path is a unix socket (libfcgi's rule: no ':'); a stale one from a crash is replaced. */
-    int unix_socket = !strchr(where, ':');
-    if (unix_socket)
-        unlink(where);
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int n = snprintf(tmp, sizeof(tmp), "%s.%ld", where, (long)getpid());
+    const char *bind_at = n > 0 && (size_t)n < sizeof(tmp) ? tmp : where;
+    unlink(bind_at);
     mode_t old = umask(0117); /* the socket is born 0660 */
-    int fd = FCGX_OpenSocket(where, 1024);
+    int fd = FCGX_OpenSocket(bind_at, 1024);
     umask(old);
     if (fd < 0)
         return -1;
-    if (unix_socket && main_socket_access(where) < 0) {
+    if (main_socket_access(bind_at) < 0 || (bind_at != where && rename(bind_at, where) < 0)) {
         int e = errno;
         close(fd);
-        unlink(where);
+        unlink(bind_at);
         errno = e;
         return -1;
     }
     return fd;
+}
+
+static int main_listen(const char *where)
+{
+    /* A path is a unix socket (libfcgi's rule: no ':'). */
+    if (!strchr(where, ':'))
+        return main_listen_unix(where);
+    return FCGX_OpenSocket(where, 1024);
 }
 
 static void main_reap(int listen_fd, int stopping)

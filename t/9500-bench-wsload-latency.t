@@ -19,7 +19,7 @@ my $libs = Chatd::Test::run_cmd([qw(pkg-config --cflags --libs libwebsockets)]);
 is($libs->{exit}, 0, 'pkg-config knows libwebsockets') or diag(Chatd::Test::describe($libs));
 my $cc = Chatd::Test::run_cmd(
     [   qw(cc -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o), $wsload,
-        map("$root/bench/$_", qw(wsload.c wsload_opt.c wsload_post.c)), split(' ', $libs->{out})
+        glob("$root/bench/wsload*.c"), split(' ', $libs->{out})
     ],
     merge => 1
 );
