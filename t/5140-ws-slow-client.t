@@ -77,12 +77,16 @@ my $payload = '{"type":"flood","pad":"' . ('x' x 10000) . '"}';
 my ($sent, $got, $eof) = (0, 0, 0);
 my $t_end = time + 12;
 # About 2 MB/s to each of the two, 24 MB in all: more than the kernel and nginx buffer on
-# loopback, so the rest waits in wsd's out-queues. The reader takes 8 KiB every 50 ms
-# (~160 KB/s): its queue grows to megabytes, but it moves.
+# loopback, so the rest waits in wsd's out-queues. The reader takes 64 KiB every 50 ms
+# (~1.3 MB/s, slower than the flood): its queue grows to megabytes, but it moves. Much
+# slower readers need a WSD_SLOW_CLIENT_SECS above this test's 5 s: with the megabytes of
+# kernel buffer of each loopback hop (wsd -> nginx -> client), a writer is woken only once a
+# third of a buffer is free, so at 160 KB/s no write completes for about 8 s (seen here;
+# the default is 15 s).
 while (time < $t_end) {
     publish($_, $payload, 10) for $reader, $staller;
     $sent += 10;
-    my $n = read_some($r_sock, 8192);
+    my $n = read_some($r_sock, 65536);
     defined $n ? ($got += $n) : ($eof = 1);
     last if $eof;
     sleep 0.05;
@@ -92,7 +96,7 @@ ok(!$eof, 'the slow reader was not disconnected during the flood');
 # be closed too (on a loaded machine this wait can outlast WSD_SLOW_CLIENT_SECS).
 ok(Chatd::Test::wait_for(sub {
     publish($staller, $payload, 10);
-    my $n = read_some($r_sock, 8192);
+    my $n = read_some($r_sock, 65536);
     defined $n ? ($got += $n) : ($eof = 1);
     return closed_slow($staller);
 }, 30, 'the stalled client to be closed'), 'a client that stopped reading is closed with 1008 "Too slow"');

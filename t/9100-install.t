@@ -91,7 +91,7 @@ ok(-f "$dest$etc/logrotate.d/chatd", 'the logrotate snippet is installed');
 my $unit = slurp("$dest$prefix/lib/systemd/system/chat-fcgi.service") // '';
 like($unit, qr{^ExecStart=/usr/local/bin/chat-fcgi$}m, 'the unit starts the installed chat-fcgi');
 like($unit, qr{^EnvironmentFile=\Q$etc\E/chatd/chatd.env$}m, 'the unit reads the env file of SYSCONFDIR');
-for my $opt (qw(NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes User=chatd RuntimeDirectory=chatd)) {
+for my $opt (qw(NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes User=chatd), 'RuntimeDirectory=chatd chatd/metrics') {
     like($unit, qr{^\Q$opt\E$}m, "chat-fcgi.service: $opt");
 }
 
