@@ -29,11 +29,13 @@ sub api { Chatd::WsClient::api($s, @_) }
 sub ws { Chatd::WsClient->connect_user($s, @_) }
 sub sql { my $v = $s->psql(shift); chomp $v; return $v }
 
-# The seq of the held writer's in-flight marker (schema/0015_seq_gate.sql), '' while none.
+# The seq of the held writer's in-flight marker (schema/0015_seq_gate.sql), '' while none. This
+# database only: the tests of a run share one cluster, and t/5115 holds a writer of that name too.
 my $MARKER = q{SELECT ((k.classid::bigint - 1130000000) << 31) | k.objid::bigint FROM pg_locks k
                JOIN pg_stat_activity a ON a.pid = k.pid
                WHERE a.application_name = 'chatd-held-writer' AND k.locktype = 'advisory'
-                 AND k.objsubid = 2 AND k.classid::bigint >= 1130000000 AND k.granted};
+                 AND k.objsubid = 2 AND k.classid::bigint >= 1130000000 AND k.granted
+                 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())};
 my $GATE = q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
              AND classid = 7001 AND objid = 15};
 

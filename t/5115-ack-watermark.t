@@ -48,7 +48,9 @@ ok($s->wait_for(sub {
     ($held = sql(q{SELECT ((k.classid::bigint - 1130000000) << 31) | k.objid::bigint FROM pg_locks k
                    JOIN pg_stat_activity a ON a.pid = k.pid
                    WHERE a.application_name = 'chatd-held-writer' AND k.locktype = 'advisory'
-                     AND k.objsubid = 2 AND k.classid::bigint >= 1130000000 AND k.granted})) ne '' },
+                     AND k.objsubid = 2 AND k.classid::bigint >= 1130000000 AND k.granted
+                     AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())}))
+        ne '' },
     30, 'the writer to take its seq'), 'the writer is in flight');
 
 $t0  = time;
