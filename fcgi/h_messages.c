@@ -23,6 +23,9 @@ static struct db_stmt q_send = DB_STMT("SELECT status, detail, msg, pub, msg_seq
 /* The stable position (schema/0015_seq_gate.sql): a statement of its own, before the page. */
 static struct db_stmt q_stable = DB_STMT_IDEM("SELECT chatd_stable_seq()", 0);
 
+/* Every seq below $1 final (schema/0018_wait_stable.sql); false when a wait timed out. */
+static struct db_stmt q_wait_stable = DB_STMT_IDEM("SELECT chatd_wait_stable($1)", 1);
+
 /* One page, newest first; `after` pages forward from the oldest side so no message is skipped. */
 #define MSG_PAGE(where)                                                                            \
     "SELECT coalesce(json_agg(chatd_message_read(m, s, $1) ORDER BY m.seq DESC), '[]') FROM ("     \
@@ -135,6 +138,27 @@ static void msg_announce(struct req *r, const char *group, const char *seq, cons
         bus_fanout(r->a, legacy, frame);
 }
 
+/*
+ * Before the 201: waits until every lower seq is final, so the seq answered
+ * is a sync watermark (README.seqpath.md). The message is committed whatever
+ * happens here, so a timeout or an error only costs the guarantee: logged,
+ * never an error response.
+ */
+static void msg_wait_stable(struct req *r, const char *seq)
+{
+    enum db_err err;
+    const char *params[] = {seq};
+    PGresult *res = db_run(r->a, &q_wait_stable, params, &err);
+    if (!res)
+        log_warn("messages: waiting for the seqs below %s failed (error %d); answering 201 "
+                 "without the watermark guarantee",
+                 seq, (int)err);
+    else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+        log_warn("messages: a writer below seq %s still in flight after DB_LOCK_TIMEOUT_MS; "
+                 "answering 201 without the watermark guarantee",
+                 seq);
+}
+
 int h_msg_send(struct req *r)
 {
     const char *params[7];
@@ -147,9 +171,11 @@ int h_msg_send(struct req *r)
     if (!res)
         return resp_db_err(r, err);
     int status = atoi(PQgetvalue(res, 0, 0));
-    if (status == 201)
+    if (status == 201) {
         msg_announce(r, params[2], PQgetvalue(res, 0, 4),
                      msg_frame(r, "message", PQgetvalue(res, 0, 3)));
+        msg_wait_stable(r, PQgetvalue(res, 0, 4));
+    }
     if (status == 422)
         return req_invalid(r, "body", "media_url", PQgetvalue(res, 0, 1), "value_error");
     if (status != 201)

@@ -10,6 +10,7 @@
 #include "ws_db.h"
 #include "ws_proto.h"
 #include "ws_srv.h"
+#include "ws_tail.h"
 
 #include <hiredis/hiredis.h>
 #include <json-c/json.h>
@@ -29,6 +30,7 @@ static const char ws_send_sql[] = "SELECT status, detail, pub, msg_id, msg_seq, 
 enum ws_send_step {
     WS_SEND_RATE,  /* the rate-limit counter is on its way */
     WS_SEND_STORE, /* chatd_message_send on the user's lane (it commits alone) */
+    WS_SEND_WAIT,  /* committed; the ack waits for the tail to pass its seq */
     WS_SEND_DONE,  /* answered; s waits for late Redis replies, then goes */
 };
 
@@ -132,6 +134,12 @@ static void ws_send_publish1(struct ws_send *s, const char *chan, const char *pa
     s->replies++;
 }
 
+/* The tail passed the seq (or stopped): ack, or drop it when the connection is gone. */
+static void ws_send_on_passed(void *arg)
+{
+    ws_send_finish(arg, NULL);
+}
+
 /*
  * Committed: wakes the tails (the message reaches every connection, this
  * instance's too, from the log), tells the old version's outside subscribers
@@ -161,7 +169,14 @@ static void ws_send_stored(struct ws_send *s, PGresult *res)
         ws_send_publish1(s, legacy, frame, sizeof(head) - 1 + plen - 1);
     }
     free(frame);
-    ws_send_finish(s, NULL);
+    /*
+     * The ack's seq is a sync watermark (README.seqpath.md) only once every
+     * lower seq is final: wait for this instance's tail to pass it. The
+     * connection's next frame waits too (ws_proto_done comes with the ack).
+     */
+    s->step = WS_SEND_WAIT;
+    if (!s->srv->tail || ws_tail_wait(s->srv->tail, s->seq, ws_send_on_passed, s) < 0)
+        ws_send_finish(s, NULL);
 }
 
 static void ws_send_on_send(void *arg, PGresult *res)

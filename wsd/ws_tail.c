@@ -20,6 +20,14 @@
 static const char ws_tail_sql[] =
     "SELECT stable, seq, sender_id, receiver_id, group_id, frame FROM chatd_tail($1, $2)";
 
+/* A caller waiting for T to reach its seq; the list is kept in seq order. */
+struct ws_tail_waiter {
+    struct ws_tail_waiter *next;
+    long long seq;
+    ws_tail_wait_fn cb;
+    void *arg;
+};
+
 struct ws_tail {
     struct ws_srv *srv;
     struct ws_db *db; /* one lane of its own: never queued behind sends */
@@ -28,6 +36,7 @@ struct ws_tail {
     int querying; /* a read is in flight */
     int again;    /* woken while it was: read once more when it returns */
     int stopped;
+    struct ws_tail_waiter *waiters; /* ascending seq */
 };
 
 long long ws_tail_initial(const char *url)
@@ -63,6 +72,26 @@ static void ws_tail_route(struct ws_tail *t, PGresult *res, int i)
                            (size_t)PQgetlength(res, i, 5));
 }
 
+/*
+ * Calls the waiters with seq <= upto (every one on stop), lowest first. The
+ * ready ones are unlinked before any callback runs: a callback may add a
+ * waiter (the connection's next send) or stop the tail.
+ */
+static void ws_tail_release(struct ws_tail *t, long long upto, int all)
+{
+    struct ws_tail_waiter *ready = t->waiters, **end = &t->waiters;
+    while (*end && (all || (*end)->seq <= upto))
+        end = &(*end)->next;
+    t->waiters = *end;
+    *end = NULL;
+    while (ready) {
+        struct ws_tail_waiter *w = ready;
+        ready = w->next;
+        w->cb(w->arg);
+        free(w);
+    }
+}
+
 static void ws_tail_on_rows(void *arg, PGresult *res)
 {
     struct ws_tail *t = arg;
@@ -83,6 +112,8 @@ static void ws_tail_on_rows(void *arg, PGresult *res)
     long long next = rows < WS_TAIL_BATCH ? stable : strtoll(PQgetvalue(res, rows, 1), NULL, 10);
     if (next > t->pos)
         t->pos = next;
+    if (t->waiters && t->waiters->seq <= t->pos)
+        ws_tail_release(t, t->pos, 0);
     if (t->again || rows == WS_TAIL_BATCH) {
         t->again = 0;
         ws_tail_kick(t);
@@ -149,6 +180,23 @@ struct ws_tail *ws_tail_new(struct ws_srv *srv, const char *url, long long pos)
     return t;
 }
 
+int ws_tail_wait(struct ws_tail *t, long long seq, ws_tail_wait_fn cb, void *arg)
+{
+    if (seq <= t->pos || t->stopped) {
+        cb(arg);
+        return 0;
+    }
+    struct ws_tail_waiter *w = malloc(sizeof(*w)), **at = &t->waiters;
+    if (!w)
+        return -1;
+    while (*at && (*at)->seq <= seq)
+        at = &(*at)->next;
+    *w = (struct ws_tail_waiter){.next = *at, .seq = seq, .cb = cb, .arg = arg};
+    *at = w;
+    ws_tail_kick(t);
+    return 0;
+}
+
 long long ws_tail_pos(const struct ws_tail *t)
 {
     return t->pos;
@@ -161,6 +209,8 @@ void ws_tail_stop(struct ws_tail *t)
     t->stopped = 1;
     uv_close((uv_handle_t *)&t->timer, NULL);
     ws_db_stop(t->db);
+    /* Their messages are committed; their owners must be let go before the loop ends. */
+    ws_tail_release(t, 0, 1);
 }
 
 void ws_tail_free(struct ws_tail *t)

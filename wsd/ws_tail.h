@@ -36,6 +36,18 @@ struct ws_tail *ws_tail_new(struct ws_srv *srv, const char *url, long long pos);
  */
 long long ws_tail_pos(const struct ws_tail *t);
 
+/*
+ * Calls cb(arg) once T >= seq (at once when it already is), in seq order
+ * among the waiters, and reads now so the wait is one tail round trip when
+ * nothing lower is in flight. A client's own ack is a sync watermark only
+ * once every lower seq is final, which is what T >= seq says. On
+ * ws_tail_stop() the remaining waiters are called too (the message is
+ * committed; the connection is going). Returns 0, or -1 when memory is short
+ * (cb is not called then).
+ */
+typedef void (*ws_tail_wait_fn)(void *arg);
+int ws_tail_wait(struct ws_tail *t, long long seq, ws_tail_wait_fn cb, void *arg);
+
 /* Reads now (or right after the read in flight). */
 void ws_tail_kick(struct ws_tail *t);
 
