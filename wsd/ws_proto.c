@@ -226,17 +226,35 @@ static void ws_proto_on_message(struct ws_conn *c)
     ws_proto_resume(c);
 }
 
-/* Fragments are reassembled up to WS_CONN_MAX_MSG; a larger message closes with 1009. */
+/* What a too large message may still send before the 1009 comes without waiting for its end. */
+#define WS_PROTO_DRAIN_MAX (1024 * 1024)
+
+/*
+ * Fragments are reassembled up to WS_CONN_MAX_MSG. A larger message is read
+ * to its end and dropped (rx_len past WS_CONN_MAX_MSG counts what was read),
+ * then closed with 1009: closing a socket that holds unread bytes sends a RST,
+ * which can destroy the close frame on its way (the client then saw 1006).
+ */
 static int ws_proto_on_receive(struct ws_conn *c, const void *in, size_t len)
 {
     if (c->close_code)
         return 0;
     if (lws_is_first_fragment(c->wsi))
         c->rx_len = 0;
+    if (c->rx_len > WS_CONN_MAX_MSG) {
+        c->rx_len += len;
+        if (lws_is_final_fragment(c->wsi) || c->rx_len > WS_PROTO_DRAIN_MAX)
+            return ws_proto_close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "Message too big");
+        return 0;
+    }
     size_t room = WS_CONN_MAX_MSG - c->rx_len;
     size_t rest = lws_remaining_packet_payload(c->wsi);
-    if (len > room || rest > room - len)
-        return ws_proto_close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "Message too big");
+    if (len > room || rest > room - len) {
+        c->rx_len = WS_CONN_MAX_MSG + 1 + len;
+        if (lws_is_final_fragment(c->wsi))
+            return ws_proto_close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "Message too big");
+        return 0;
+    }
     if (ws_conn_rx_append(c, in, len) < 0)
         return ws_proto_close_now(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Out of memory");
     if (!lws_is_final_fragment(c->wsi))
