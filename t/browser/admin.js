@@ -104,7 +104,9 @@ async function main() {
       await shot(page, '03-search');
     });
     await check('on a phone screen the page fits the width', async () => {
-      await page.setViewport({ width: 390, height: 844, isMobile: true });
+      // Width only: a change of isMobile makes puppeteer reload the page, which dropped the
+      // search state under load (CI saw the next step click another row).
+      await page.setViewport({ width: 390, height: 844 });
       await shot(page, '03b-search-phone');
       const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
       await page.setViewport({ width: 1280, height: 800 });
@@ -112,6 +114,10 @@ async function main() {
     });
 
     await check('the user opens in the detail view', async () => {
+      await page.waitForFunction((v) => {
+        const rows = [...document.querySelectorAll('#tbody tr')];
+        return rows.length === 1 && rows[0].textContent.includes(v);
+      }, { timeout: WAIT }, env.VICTIM);
       await page.click('#tbody tr button');
       await visible(page, '#toggle-active');
       return (await page.$eval('#toggle-active', (b) => b.textContent)) === 'Deactivate';
