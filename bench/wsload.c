@@ -13,7 +13,7 @@
  *   wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]
  *                  (bench/wsload_storm.c)
  * and for all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]
- *              [-b BINDS] [-N]
+ *              [-b BINDS] [-B FIRST] [-N]
  *
  * Every mode first opens N connections (at most INFLIGHT handshakes at a
  * time); each sends {"type":"ping"} and waits for its pong, which also proves
@@ -50,7 +50,8 @@
  * open (nchan answers no ping), and the poster sends the same JSON body,
  * {"content":"wsload <us>","type":"message"}, to nchan's /pub/GROUP_ID (the
  * subscribers use -P /sub/ and a TOKENS line "GROUP_ID -"). -b BINDS spreads
- * the connections over the source addresses 127.0.0.2 .. 127.0.0.(1+BINDS):
+ * the connections over the source addresses 127.0.0.2 .. 127.0.0.(1+BINDS)
+ * (-B FIRST: from 127.0.0.FIRST, so that several wsload processes use apart ones):
  * one address reaches one port with at most ~28,000 ephemeral ports.
  *
  * The result line also says how many connections the server closed during
@@ -629,7 +630,7 @@ static int wl_prepare(void)
         wl.post.target = "message";
     }
     for (int i = 0; i < wl.o.binds; i++)
-        snprintf(wl.binds[i], sizeof(wl.binds[i]), "127.0.0.%d", 2 + i);
+        snprintf(wl.binds[i], sizeof(wl.binds[i]), "127.0.0.%d", wl.o.bind_first + i);
     wl.post.rate = wl.o.rate;
     wl.post.conns = wl.o.post_conns;
     atomic_init(&wl.post.stop, 0);

@@ -24,9 +24,10 @@ struct wl_opts {
     double rate;
     struct wl_token *tokens; /* read from -k */
     int ntokens;
-    int nchan;    /* -N: the server is nchan: no ping (ready once open), POSTs to /pub/GROUP_ID */
-    int binds;    /* -b: connection i binds to 127.0.0.(2 + i % binds); 0: no bind */
-    int settle_s; /* -S: the settle phase lasts this long at most (30 s) */
+    int nchan;      /* -N: the server is nchan: no ping (ready once open), POSTs to /pub/GROUP_ID */
+    int binds;      /* -b: connection i binds to 127.0.0.(bind_first + i % binds); 0: no bind */
+    int bind_first; /* -B: the first source address's last byte (2): processes sharing a port */
+    int settle_s;   /* -S: the settle phase lasts this long at most (30 s) */
     int group_size, observers; /* storm: -G members per group, -O observers per group */
 };
 

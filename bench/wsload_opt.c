@@ -54,7 +54,8 @@ static int wl_opt_usage(void)
         "                      [-R RATE] [-C POST_CONNS] [-d SECS]\n"
         "       wsload storm   -p PORT -k TOKENS [-n N] [-G GROUP_SIZE] [-O OBSERVERS] [-d SECS]\n"
         "  all: [-a ADDR] [-c INFLIGHT] [-T SETUP_SECS] [-P PATH_PREFIX] [-q POST_PORT] [-v]\n"
-        "       [-S SETTLE_MAX_SECS] [-b BINDS] (source addresses 127.0.0.2 ...) [-N] (nchan: "
+        "       [-S SETTLE_MAX_SECS] [-b BINDS] [-B FIRST] (source addresses 127.0.0.FIRST ..., 2) "
+        "[-N] (nchan: "
         "no ping, POST to\n"
         "       /pub/GROUP_ID; -P /sub/ and a TOKENS line \"GROUP_ID -\")\n");
     return -1;
@@ -83,7 +84,8 @@ static int wl_opt_check(struct wl_opts *o)
         return -1;
     if ((o->mode == WL_LATENCY || (o->mode == WL_FANOUT && !o->nchan)) && !o->sender_token)
         return -1;
-    if (o->binds < 0 || o->binds > 250 || o->settle_s < 1 || o->settle_s > 3600 ||
+    if (o->binds < 0 || o->binds > 250 || o->bind_first < 2 || o->bind_first + o->binds > 252 ||
+        o->settle_s < 1 || o->settle_s > 3600 ||
         (o->nchan && o->mode != WL_IDLE && o->mode != WL_FANOUT))
         return -1;
     if (o->mode == WL_PROBE)
@@ -110,6 +112,7 @@ static void wl_opt_defaults(struct wl_opts *o)
     o->rate = 100;
     o->settle_s = 30;
     o->observers = 1;
+    o->bind_first = 2;
 }
 
 /* One option; -1 when it is not one of ours. */
@@ -169,6 +172,9 @@ static int wl_opt_one(struct wl_opts *o, int opt, const char **tokens)
     case 'b':
         o->binds = atoi(optarg);
         break;
+    case 'B':
+        o->bind_first = atoi(optarg);
+        break;
     case 'S':
         o->settle_s = atoi(optarg);
         break;
@@ -199,7 +205,7 @@ int wl_opts_parse(struct wl_opts *o, int argc, char **argv)
         return wl_opt_usage();
     o->mode = (enum wl_mode)opt;
     argc--, argv++;
-    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:S:G:O:C:")) != -1)
+    while ((opt = getopt(argc, argv, "a:p:q:n:c:k:T:H:P:m:r:g:s:R:d:vNb:B:S:G:O:C:")) != -1)
         if (wl_opt_one(o, opt, &tokens) < 0)
             return wl_opt_usage();
     if (optind != argc || !tokens || wl_opt_check(o) < 0)

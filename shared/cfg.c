@@ -100,6 +100,8 @@ static const struct cfg_key cfg_table[] = {
     I("WSD_SLOW_CLIENT_BYTES", wsd_slow_client_bytes, "262144", 0, 1073741824),
     I("WSD_OUT_QUEUE_MAX_BYTES", wsd_out_queue_max_bytes, "16777216", 4194304, 1073741824),
     I("WSD_PRESENCE_COALESCE_MS", wsd_presence_tick_ms, "1000", 0, 60000),
+    I("WSD_PING_SECS", wsd_ping_secs, "30", 1, 3600),
+    I("WSD_IDLE_HANGUP_SECS", wsd_idle_hangup_secs, "75", 2, 7200),
     S("METRICS_DIR", metrics_dir, "./var/run/metrics"),
     S("METRICS_ALLOW", metrics_allow, "127.0.0.1,::1"),
 };
@@ -325,6 +327,10 @@ int cfg_load(char *err, size_t errlen)
         cfg_split("ALLOWED_EXTENSIONS_STR", cfg.allowed_extensions_str, &cfg.allowed_types, err,
                   errlen) < 0)
         return -1;
+    if (cfg.wsd_idle_hangup_secs <= cfg.wsd_ping_secs) {
+        snprintf(err, errlen, "WSD_IDLE_HANGUP_SECS: must be above WSD_PING_SECS");
+        return -1;
+    }
     if (log_level_parse(cfg.log_level) < 0) {
         snprintf(err, errlen, "LOG_LEVEL: expected error, warn, info or debug");
         return -1;

@@ -69,6 +69,8 @@ struct cfg {
     int wsd_slow_client_bytes;   /* out-queue bytes a stalled client may hold */
     int wsd_out_queue_max_bytes; /* out-queue bytes of any client: more closes 1008 */
     int wsd_presence_tick_ms;    /* one presence flush per wsd per this many ms */
+    int wsd_ping_secs;           /* a WebSocket silent this long gets a PING */
+    int wsd_idle_hangup_secs;    /* one silent this long (no PONG either) is dropped */
     char *metrics_dir;           /* the shared counter files of /metrics (shared/metrics.h) */
     char *metrics_allow;         /* client addresses GET /metrics answers (comma-separated) */
 };

@@ -35,6 +35,7 @@ struct main_state {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t stop_timer;
+    uv_timer_t sweep_timer;  /* ws_proto_sweep(), once a second */
     struct lws_context *ctx; /* NULLed by lws once fully destroyed (info.pcontext) */
     struct ws_srv srv;
     int stopping;
@@ -60,6 +61,7 @@ static void main_lws_log(int level, const char *line)
 static void main_close_handles(struct main_state *m)
 {
     uv_close((uv_handle_t *)&m->stop_timer, NULL);
+    uv_close((uv_handle_t *)&m->sweep_timer, NULL);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
@@ -288,15 +290,25 @@ static int main_parts(struct main_state *m)
     return 0;
 }
 
+static void main_on_sweep_timer(uv_timer_t *t)
+{
+    struct main_state *m = t->data;
+    if (m->ctx && !m->destroyed)
+        ws_proto_sweep(m->ctx, uv_now(&m->loop));
+}
+
 static int main_start(struct main_state *m)
 {
     uv_timer_init(&m->loop, &m->stop_timer);
     m->stop_timer.data = m;
+    uv_timer_init(&m->loop, &m->sweep_timer);
+    m->sweep_timer.data = m;
     main_watch(m, &m->sigterm, SIGTERM);
     main_watch(m, &m->sigint, SIGINT);
-    if (main_parts(m) < 0)
+    if (main_parts(m) < 0 || main_listen(m) < 0)
         return -1;
-    return main_listen(m);
+    uv_timer_start(&m->sweep_timer, main_on_sweep_timer, 1000, 1000);
+    return 0;
 }
 
 /*

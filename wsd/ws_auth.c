@@ -194,27 +194,13 @@ static int ws_auth_query(struct ws_conn *c, const struct tok_claims *claims, ws_
     return ws_conn_query(c, ws_auth_sql, 4, params, fn);
 }
 
-/*
- * The expiry timer: LWS_CALLBACK_TIMER comes at token_exp (ws_auth_on_timer).
- * ws_conn_close_later() takes the same timer over, which is right: the
- * connection is going anyway.
- */
-static void ws_auth_arm(struct ws_conn *c)
-{
-    if (c->close_code)
-        return; /* the close already holds the timer: never push it back to exp */
-    long long left = c->token_exp - (long long)time(NULL);
-    lws_set_timer_usecs(c->wsi, left > 0 ? (lws_usec_t)left * LWS_US_PER_SEC : 1);
-}
-
 /* Takes sid and exp from a row of ws_auth_sql; 0, or -1 when the token may not be used. */
 static int ws_auth_adopt(struct ws_conn *c, PGresult *res)
 {
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0 || strcmp(PQgetvalue(res, 0, 1), "t") != 0)
         return -1;
     snprintf(c->sid, sizeof(c->sid), "%s", PQgetvalue(res, 0, 3));
-    c->token_exp = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-    ws_auth_arm(c);
+    c->token_exp = strtoll(PQgetvalue(res, 0, 4), NULL, 10); /* ws_proto_sweep() watches it */
     return 0;
 }
 
@@ -298,14 +284,9 @@ void ws_auth_start(struct ws_conn *c)
         ws_auth_fail(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "Server busy");
 }
 
-void ws_auth_on_timer(struct ws_conn *c)
+void ws_auth_expired(struct ws_conn *c)
 {
-    if (!c->token_exp)
-        return;
-    if ((long long)time(NULL) >= c->token_exp)
-        ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Token expired");
-    else
-        ws_auth_arm(c); /* woken early */
+    ws_auth_fail(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "Token expired");
 }
 
 static void ws_auth_on_renew(struct ws_conn *c, PGresult *res)

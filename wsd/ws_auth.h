@@ -24,11 +24,8 @@ unsigned ws_auth_upgrade_status(struct lws *wsi);
  */
 void ws_auth_start(struct ws_conn *c);
 
-/*
- * LWS_CALLBACK_TIMER of a connection that is not closing: at its token's
- * exp it closes with 1008 "Token expired" (WS.md), else the timer is re-armed.
- */
-void ws_auth_on_timer(struct ws_conn *c);
+/* The token's exp has passed (ws_proto_sweep): closes with 1008 "Token expired" (WS.md). */
+void ws_auth_expired(struct ws_conn *c);
 
 /*
  * The `auth` frame {"type":"auth","token":<access token>}: a good token of

@@ -104,6 +104,9 @@ struct ws_conn {
     int close_code;           /* non-zero: close at the next LWS_CALLBACK_TIMER */
     const char *close_reason; /* static string */
 
+    uint64_t rx_ms; /* loop time of the last frame or PONG from the client (ws_proto_sweep) */
+    int ping_state; /* 0; 1: a PING waits for WRITEABLE; 2: sent, no answer since */
+
     char sid[37];        /* login session of the token (ws_auth.c); "" for a token without sid */
     long long token_exp; /* unix s when that token expires: closes then unless renewed; 0 unset */
 };

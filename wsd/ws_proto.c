@@ -1,5 +1,6 @@
 #include "ws_proto.h"
 
+#include "cfg.h"
 #include "log.h"
 #include "ws_auth.h"
 #include "ws_cmd.h"
@@ -11,6 +12,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WS_PROTO_NAME "chat"
 /* lws's receive buffer per connection (see ws_proto_protocols). */
@@ -44,9 +46,15 @@ static const struct ws_proto_cmd ws_proto_cmds[] = {
     {"sync", ws_sync_cmd},    {"auth", ws_auth_cmd},
 };
 
+/*
+ * lws's own validity checks are off: they keep a timer per connection in one
+ * sorted list and re-insert it on every frame received, a walk of the whole
+ * list (64 % of chat-wsd's CPU while 10,000 clients connected, README
+ * "Issue 10 figures"). ws_proto_sweep() does the same job once a second.
+ */
 const lws_retry_bo_t ws_proto_retry = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 75,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
 
 static struct ws_proto_vhd *ws_proto_vhd_of(struct lws *wsi)
@@ -184,6 +192,7 @@ static int ws_proto_on_established(struct lws *wsi, struct ws_conn *c)
     if (!vhd || !c->srv)
         return -1;
     ws_conn_list_add(&vhd->conns, c);
+    c->rx_ms = uv_now(c->srv->loop);
     if (vhd->going_away) {
         ws_conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "Server shutting down");
         return 0;
@@ -226,6 +235,14 @@ static void ws_proto_on_message(struct ws_conn *c)
     ws_proto_resume(c);
 }
 
+/* The client is alive: its next PING is due WSD_PING_SECS from now. */
+static void ws_proto_heard(struct ws_conn *c)
+{
+    c->rx_ms = uv_now(c->srv->loop);
+    if (c->ping_state == 2)
+        c->ping_state = 0;
+}
+
 /* What a too large message may still send before the 1009 comes without waiting for its end. */
 #define WS_PROTO_DRAIN_MAX (1024 * 1024)
 
@@ -237,6 +254,7 @@ static void ws_proto_on_message(struct ws_conn *c)
  */
 static int ws_proto_on_receive(struct ws_conn *c, const void *in, size_t len)
 {
+    ws_proto_heard(c);
     if (c->close_code)
         return 0;
     if (lws_is_first_fragment(c->wsi))
@@ -274,6 +292,13 @@ static int ws_proto_on_writeable(struct ws_conn *c)
 {
     struct ws_conn_frame *f;
     int wrote = 0;
+    if (c->ping_state == 1 && !lws_send_pipe_choked(c->wsi)) {
+        /* With a payload: lws passes an empty PONG to no callback (RECEIVE_PONG). */
+        unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'p', 'i', 'n', 'g'};
+        if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4)
+            return -1;
+        c->ping_state = 2;
+    }
     while ((f = ws_conn_peek(c)) && !lws_send_pipe_choked(c->wsi)) {
         if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len)
             return -1;
@@ -320,10 +345,12 @@ static int ws_proto_handle(struct lws *wsi, enum lws_callback_reasons reason, st
         return ws_proto_on_receive(c, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_proto_on_writeable(c);
-    case LWS_CALLBACK_TIMER: /* set by ws_conn_close_later() and ws_auth.c */
+    case LWS_CALLBACK_RECEIVE_PONG:
+        ws_proto_heard(c);
+        return 0;
+    case LWS_CALLBACK_TIMER: /* set by ws_conn_close_later() */
         if (c->close_code)
             return ws_proto_close_now(c, (enum lws_close_status)c->close_code, c->close_reason);
-        ws_auth_on_timer(c); /* and the token's expiry (ws_auth.c) */
         return 0;
     case LWS_CALLBACK_CLOSED:
         ws_proto_on_closed(wsi, c);
@@ -378,6 +405,40 @@ void ws_proto_going_away(struct lws_context *ctx, void (*drained)(void *), void 
     vhd->drained_arg = arg;
     for (struct ws_conn *c = vhd->conns.head; c; c = c->next)
         ws_conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "Server shutting down");
+}
+
+/* One connection's turn in the sweep: token expiry, PING, hang-up. */
+static void ws_proto_sweep_conn(struct ws_conn *c, uint64_t now_ms, long long now_s)
+{
+    if (c->close_code)
+        return;
+    if (c->token_exp && now_s >= c->token_exp) {
+        ws_auth_expired(c);
+        return;
+    }
+    uint64_t silent = now_ms - c->rx_ms;
+    if (silent >= (uint64_t)cfg.wsd_idle_hangup_secs * 1000) {
+        /* A dead peer takes no close frame either: the close's grace timeout ends it. */
+        log_info("ws: silent for %d s: closing", cfg.wsd_idle_hangup_secs);
+        ws_conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "Idle timeout");
+    } else if (silent >= (uint64_t)cfg.wsd_ping_secs * 1000 && c->ping_state == 0) {
+        c->ping_state = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+void ws_proto_sweep(struct lws_context *ctx, uint64_t now_ms)
+{
+    struct ws_proto_vhd *vhd = ws_proto_vhd_of_ctx(ctx);
+    if (!vhd)
+        return;
+    long long now_s = (long long)time(NULL);
+    for (struct ws_conn *c = vhd->conns.head, *next; c; c = next) {
+        next = c->next; /* an expired token closes later, never from here: c stays */
+        ws_conn_log(c);
+        ws_proto_sweep_conn(c, now_ms, now_s);
+        ws_conn_log(NULL);
+    }
 }
 
 unsigned ws_proto_count(struct lws_context *ctx)

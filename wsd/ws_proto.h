@@ -3,6 +3,7 @@
 
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ws_conn;
 
@@ -15,8 +16,16 @@ struct ws_conn;
  */
 extern const struct lws_protocols ws_proto_protocols[];
 
-/* WS.md: ping a connection silent for 30 s, drop it after 75 s without a pong. */
+/* lws's validity timers, off: ws_proto_sweep() pings and drops silent connections. */
 extern const lws_retry_bo_t ws_proto_retry;
+
+/*
+ * Once a second (main.c): WS.md's ping of a connection silent for
+ * WSD_PING_SECS, the drop of one silent for WSD_IDLE_HANGUP_SECS, and the
+ * close of a connection whose token expired. O(connections) a second
+ * instead of a timer per connection in lws's sorted list.
+ */
+void ws_proto_sweep(struct lws_context *ctx, uint64_t now_ms);
 
 /*
  * A command that answered later (it returned 1) is done: the client's next
