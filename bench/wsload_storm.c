@@ -40,10 +40,13 @@ struct st_conn {
     struct lws *wsi;
     int idx;
     unsigned char state, observer;
-    unsigned frames;     /* presence frames since the storm began */
-    unsigned long bytes; /* their bytes */
-    unsigned missing;    /* observer: storm members of its group not seen online */
-    unsigned char *seen; /* observer: one byte per member of its group */
+    unsigned frames;           /* presence frames since the storm began */
+    unsigned long bytes;       /* their bytes */
+    unsigned missing;          /* observer: storm members of its group not seen online */
+    unsigned char *seen;       /* observer: one byte per member of its group */
+    unsigned char in_presence; /* the message being received is a presence frame */
+    char *msg;                 /* observer: the presence message being reassembled */
+    size_t msg_len, msg_cap;
 };
 
 struct st_run {
@@ -231,15 +234,37 @@ static void st_on_receive(struct lws *wsi, struct st_conn *c, const char *in, si
         return;
     }
     /* A fragment of a large presence frame carries no type; the first one does. */
-    if (first && !memmem(in, len, "\"online_status\"", 15) && !memmem(in, len, "\"presence\"", 10))
+    if (first)
+        c->in_presence =
+            memmem(in, len, "\"online_status\"", 15) || memmem(in, len, "\"presence\"", 10);
+    if (!c->in_presence)
         return;
     st.last_rx = now;
     if (st.phase >= ST_STORM) {
         c->frames += first;
         c->bytes += len;
     }
-    if (c->observer)
-        st_on_presence(c, in, len, now);
+    if (!c->observer)
+        return;
+    /*
+     * A message comes in as many pieces as reads: a member's "user_id" and its "is_online"
+     * may lie in two of them, so an observer parses the whole message (a piece-wise parse
+     * missed members and never saw presence settle).
+     */
+    if (c->msg_len + len > c->msg_cap) {
+        size_t cap = (c->msg_len + len) * 2;
+        char *m = realloc(c->msg, cap);
+        if (!m)
+            return;
+        c->msg = m;
+        c->msg_cap = cap;
+    }
+    memcpy(c->msg + c->msg_len, in, len);
+    c->msg_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return;
+    st_on_presence(c, c->msg, c->msg_len, now);
+    c->msg_len = 0;
 }
 
 /* ------------------------------------------------------------ phases */
@@ -393,8 +418,10 @@ int wl_storm_run(const struct wl_opts *o)
 out:
     if (st.ctx)
         lws_context_destroy(st.ctx);
-    for (int i = 0; st.conns && i < o->n; i++)
+    for (int i = 0; st.conns && i < o->n; i++) {
         free(st.conns[i].seen);
+        free(st.conns[i].msg);
+    }
     free(st.conns);
     free(st.map);
     return rc;
