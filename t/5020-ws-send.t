@@ -139,6 +139,11 @@ $a1->send({type => 'typing', receiver_id => $bob->{id}}) for 1 .. 5;
 $a1->send({type => 'message', content => 'after typing', receiver_id => $bob->{id}, client_id => 'at'});
 is(reply_to($a1, 'at')->{type}, 'ack', 'a message after five typing frames');
 ok($b1->next_frame(sub { $_->{type} eq 'message' && $_->{content} eq 'after typing' }), 'reaches bob');
+# The typing frame travels through Redis, the message from the sender's instance straight to a
+# socket there: the message may come first (CI saw it), so wait for the typing frame itself, and
+# long enough after it for a second one to show.
+Chatd::WsClient::wait_until(sub { grep { $_->{type} eq 'typing' } @{$b1->frames} }, 10);
+Chatd::WsClient::wait_until(sub { 0 }, 0.5);
 my @typing = grep { $_->{type} eq 'typing' } @{$b1->frames};
 is(scalar @typing, 1, 'five typing frames within a second are relayed once');
 is_deeply($typing[0], {type => 'typing', user_id => $alice->{id}, receiver_id => $bob->{id}},
