@@ -96,7 +96,9 @@ my @cases = (
     [users => undef, '-last_seen', {}],
     [users => undef, 'created_at', {}],
     [users => 'alex12', undef, {}],
-    [users => 'smith', '-username', {}],
+    # Selective: "smith" (an eighth of the rows) was at times rightly a sequential scan that
+    # stops at the count's cap, as the planner's statistics sample fell (CI saw it).
+    [users => 'maria1234', '-username', {}],
     [users => 'u4711@example', undef, {}],
     [users => undef, undef, {is_superuser => 'true'}],
     [users => undef, undef, {is_active => 'false'}],
