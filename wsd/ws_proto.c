@@ -285,21 +285,24 @@ static int ws_proto_on_receive(struct ws_conn *c, const void *in, size_t len)
 /*
  * Every queued frame the socket takes now, not one per call: a fan-out burst
  * then costs one wakeup per connection instead of one per frame. lws keeps
- * what the kernel refused of a frame and reports the pipe choked until it
- * went out; the rest waits for the next WRITEABLE.
+ * what the kernel refused of a frame (lws_partial_buffered(), lws's own rule
+ * for several writes in one WRITEABLE); the rest waits for the next one.
+ * Not lws_send_pipe_choked(): that is a poll() per frame, 37 % of chat-wsd's
+ * CPU in a fan-out at 100 messages/s to 999 members (perf; README "Issue 10
+ * figures (idle machine)").
  */
 static int ws_proto_on_writeable(struct ws_conn *c)
 {
     struct ws_conn_frame *f;
     int wrote = 0;
-    if (c->ping_state == 1 && !lws_send_pipe_choked(c->wsi)) {
+    if (c->ping_state == 1) {
         /* With a payload: lws passes an empty PONG to no callback (RECEIVE_PONG). */
         unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'p', 'i', 'n', 'g'};
         if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4)
             return -1;
         c->ping_state = 2;
     }
-    while ((f = ws_conn_peek(c)) && !lws_send_pipe_choked(c->wsi)) {
+    while ((f = ws_conn_peek(c)) && !lws_partial_buffered(c->wsi)) {
         if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len)
             return -1;
         ws_conn_pop(c);
